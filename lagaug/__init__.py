@@ -1,0 +1,47 @@
+"""lagaug: latent generative data augmentation.
+
+The public API is imported lazily, so ``import lagaug`` (and ``lagaug --help``) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import pluggy
+
+__version__ = "0.1.0"
+
+hookimpl = pluggy.HookimplMarker("lagaug")
+
+_LAZY = {
+    "GeneratorMethod": "lagaug.core.method",
+    "Latents": "lagaug.core.method",
+    "Synthesis": "lagaug.core.method",
+    "StageContext": "lagaug.core.method",
+    "FitContext": "lagaug.core.method",
+    "ImageSet": "lagaug.core.data.dataset",
+    "DataSplits": "lagaug.core.data.dataset",
+    "load_data": "lagaug.core.data.sources",
+    "Progress": "lagaug.core.progress",
+    "LagaugError": "lagaug.core.errors",
+    "ConfigError": "lagaug.core.errors",
+    "DataError": "lagaug.core.errors",
+    "CheckpointError": "lagaug.core.errors",
+    "PluginError": "lagaug.core.errors",
+    "get_plugin_manager": "lagaug.core.plugins",
+    "get_method": "lagaug.core.plugins",
+    "AugmentConfig": "lagaug.core.loop",
+    "run_augment": "lagaug.core.loop",
+    "fit_generator": "lagaug.core.generators",
+    "load_generator": "lagaug.core.generators",
+    "sample_images": "lagaug.core.generators",
+}
+
+__all__ = ["__version__", "hookimpl", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lagaug' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""The lagaug core: hooks, plugin manager, method contract, data, ensemble, the loop, the run store."""

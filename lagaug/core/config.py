@@ -1,0 +1,92 @@
+"""Configuration dataclasses that round-trip through JSON and accept ``--set key=value`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any, Mapping, TypeVar
+
+from lagaug.core.errors import ConfigError
+
+C = TypeVar("C")
+
+
+def config_to_dict(config: Any) -> dict:
+    """A JSON-ready dict of a config dataclass (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _coerce(name: str, text: Any, annotation: Any) -> Any:
+    """Turn a ``--set`` value (a string) or a JSON value into the field's type."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Union or str(origin) == "types.UnionType":
+        if text is None or (isinstance(text, str) and text.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(name, text, arg)
+            except ConfigError:
+                continue
+        raise ConfigError(f"--set {name}: cannot read {text!r} as {annotation}")
+    if annotation is bool:
+        if isinstance(text, bool):
+            return text
+        low = str(text).lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"--set {name}: expected true or false, got {text!r}")
+    if annotation in (int, float, str):
+        try:
+            if annotation is int and isinstance(text, str) and not text.lstrip("-").isdigit():
+                raise ValueError
+            return annotation(text)
+        except (TypeError, ValueError):
+            raise ConfigError(f"--set {name}: expected {annotation.__name__}, got {text!r}") from None
+    if origin in (tuple, list):
+        items = text
+        if isinstance(text, str):
+            items = [t for t in text.replace("(", "").replace(")", "").split(",") if t.strip()]
+        inner = args[0] if args else str
+        return origin(_coerce(name, t.strip() if isinstance(t, str) else t, inner) for t in items)
+    if origin is typing.Literal:
+        if text not in args:
+            raise ConfigError(f"--set {name}: expected one of {', '.join(map(str, args))}, got {text!r}")
+        return text
+    return text
+
+
+def config_from_dict(cls: type[C], data: Mapping[str, Any], *, source: str = "config") -> C:
+    """Build ``cls`` from a mapping, rejecting unknown keys with the list of valid ones."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key {unknown[0]!r} for {cls.__name__}; valid keys: {', '.join(names)}"
+        )
+    values = {k: _coerce(k, v, hints[k]) for k, v in data.items()}
+    return cls(**values)
+
+
+def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; a pair without ``=`` is an error."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set {pair!r}: expected key=value")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def apply_overrides(config: C, overrides: Mapping[str, Any], *, source: str = "--set") -> C:
+    """A copy of ``config`` with ``overrides`` applied (unknown keys list the valid ones)."""
+    merged = {**dataclasses.asdict(config), **overrides}
+    return config_from_dict(type(config), merged, source=source)
