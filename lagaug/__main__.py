@@ -1,0 +1,3 @@
+from lagaug.cli.main import main
+
+main()

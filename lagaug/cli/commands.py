@@ -1,0 +1,111 @@
+"""The built-in commands: list-plugins, augment, fit, sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lagaug.cli.main import cli, common_run_options, friendly_errors, set_option
+
+
+@cli.command("list-plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly_errors
+def list_plugins(as_json: bool) -> None:
+    """Show every plugin: distribution, version, hooks, methods, and load errors."""
+    from lagaug.cli import render
+    from lagaug.core.plugins import get_plugin_manager
+
+    infos = get_plugin_manager().plugin_infos()
+    render.plugins_json(infos) if as_json else render.plugins_table(infos)
+
+
+@cli.command()
+@click.option("--method", required=True, help="Generator method (see `lagaug list-plugins`).")
+@click.option("--hard-k", default=2, show_default=True, type=int, help="Hard images augmented per iteration.")
+@click.option("--iterations", default=2, show_default=True, type=int, help="Augmentation rounds after the baseline.")
+@click.option("--variants", default=1, show_default=True, type=int, help="New images per hard image.")
+@common_run_options
+@click.option("--classes", multiple=True, metavar="NAME", help="Only augment these classes (repeatable).")
+@click.option("--include-synthetic", is_flag=True, help="Allow synthetic images to be chosen as hard.")
+@click.option("--ensemble", default=None, type=int, help="Classifiers per ensemble [preset: 3].")
+@click.option("--epochs", default=None, type=int, help="Epochs per classifier [preset: 12].")
+@click.option("--classifier", default=None, help="timm model name [preset: test_convnext].")
+@click.option("--preset", default="cpu", show_default=True, type=click.Choice(["cpu", "paper"]),
+              help="Ensemble protocol; 'paper' = 20 ConvNeXt-tiny, 150 epochs, SGD lr 0.001.")
+@click.option("--generator", default=None, metavar="DIR", help="Use this saved generator instead of fitting one.")
+@set_option
+@click.option("--out", default=None, metavar="DIR", help="Run directory [lagaug-runs/METHOD-TIME].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out; finished work is not redone.")
+@friendly_errors
+def augment(method, hard_k, iterations, variants, data, unlabeled, image_size, seed, device, bad_images,
+            quiet, classes, include_synthetic, ensemble, epochs, classifier, preset, generator, overrides,
+            out, resume) -> None:
+    """Run the iterative hard-sample loop and report the metric per iteration."""
+    import time
+
+    from lagaug.cli import render
+    from lagaug.core.config import parse_overrides
+    from lagaug.core.errors import ConfigError
+    from lagaug.core.loop import AugmentConfig, run_augment
+    from lagaug.core.progress import Progress
+
+    if out is None:
+        if resume:
+            raise ConfigError("--resume needs --out DIR: the run directory to continue")
+        out = str(Path("lagaug-runs") / f"{method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    config = AugmentConfig(
+        method=method, hard_k=hard_k, iterations=iterations, variants=variants, data=data,
+        unlabeled=unlabeled, classes=list(classes) or None, include_synthetic=include_synthetic,
+        image_size=image_size, seed=seed, preset=preset, ensemble=ensemble, epochs=epochs,
+        classifier=classifier, generator=generator, set=parse_overrides(overrides), device=device,
+        out=out, bad_images=bad_images,
+    )
+    result = run_augment(config, Progress(quiet=quiet, console=render.console(stderr=True)), resume=resume)
+    render.summary_table(result.rows, result.run_dir)
+
+
+@cli.command()
+@click.option("--method", required=True, help="Generator method (see `lagaug list-plugins`).")
+@common_run_options
+@set_option
+@click.option("--out", required=True, metavar="DIR", help="Where to save the generator (JSON + safetensors).")
+@friendly_errors
+def fit(method, data, unlabeled, image_size, seed, device, bad_images, quiet, overrides, out) -> None:
+    """Train a generator alone and save it."""
+    from lagaug.cli import render
+    from lagaug.core.config import parse_overrides
+    from lagaug.core.data.sources import load_data
+    from lagaug.core.errors import ConfigError
+    from lagaug.core.generators import fit_generator
+    from lagaug.core.method import GENERATOR_JSON
+    from lagaug.core.progress import Progress
+
+    if (Path(out) / GENERATOR_JSON).exists():
+        raise ConfigError(f"--out {out}: a generator is already saved there; choose another --out")
+    progress = Progress(quiet=quiet, console=render.console(stderr=True))
+    splits = load_data(data, image_size=image_size, seed=seed, unlabeled=unlabeled,
+                       bad_images=bad_images, progress=progress)
+    gen = fit_generator(method, splits, overrides=parse_overrides(overrides), seed=seed, device=device,
+                        progress=progress, out=out)
+    click.echo(f"saved {gen.name} generator to {out}")
+
+
+@cli.command()
+@click.option("--generator", "generator_dir", required=True, metavar="DIR", help="A saved generator.")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--label", default=None, help="Class name of the images [first class].")
+@click.option("--variants", default=4, show_default=True, type=int, help="New images per input image.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="cpu", show_default=True)
+@set_option
+@click.option("--out", required=True, metavar="DIR", help="Folder for the PNGs and manifest.jsonl.")
+@click.option("--quiet", is_flag=True)
+@friendly_errors
+def sample(generator_dir, images, label, variants, seed, device, overrides, out, quiet) -> None:
+    """encode -> resample -> decode IMAGES with a saved generator; write PNGs."""
+    from lagaug.cli.sampling import run_sample
+
+    n = run_sample(generator_dir, images, label, variants, seed, device, overrides, out, quiet)
+    click.echo(f"wrote {n} images to {out}")

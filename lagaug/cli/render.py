@@ -1,0 +1,54 @@
+"""Rich rendering of CLI results (no torch here)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def plugins_table(infos) -> None:
+    from rich.table import Table
+
+    table = Table(title="lagaug plugins")
+    for col in ("plugin", "distribution", "version", "hooks", "methods", "status"):
+        table.add_column(col, overflow="fold")
+    for info in infos:
+        status = f"[red]error: {info.error}" if info.error else "[green]ok"
+        table.add_row(info.name, info.distribution, info.version, ", ".join(info.hooks) or "-",
+                      ", ".join(info.methods) or "-", status)
+    console().print(table)
+
+
+def plugins_json(infos) -> None:
+    click.echo(json.dumps([i.as_dict() for i in infos], indent=2))
+
+
+def _pm(value: float, half: float) -> str:
+    if value != value:  # NaN
+        return "n/a"
+    return f"{value:.3f} ± {half:.3f}"
+
+
+def summary_table(rows: list[dict], run_dir) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"hard-sample loop — {run_dir}")
+    for col in ("iteration", "train images", "synthetic", "added", "AUC (95% CI)", "macro-F1 (95% CI)"):
+        table.add_column(col, justify="right")
+    base = rows[0]["auc_mean"] if rows else float("nan")
+    for r in rows:
+        delta = r["auc_mean"] - base
+        auc = _pm(r["auc_mean"], r["auc_ci"]) + ("" if r["iteration"] == 0 else f" ({delta:+.3f})")
+        table.add_row(str(r["iteration"]), str(r["train_size"]), str(r["synthetic_total"]), str(r["added"]),
+                      auc, _pm(r["f1_mean"], r["f1_ci"]))
+    out = console()
+    out.print(table)
+    out.print(f"metrics: {run_dir}/metrics.csv · plot: {run_dir}/metrics.png · "
+              f"images: {run_dir}/synthetic/ · manifest: {run_dir}/manifest.jsonl")

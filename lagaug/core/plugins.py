@@ -1,0 +1,257 @@
+"""The plugin manager: entry-point discovery, the method registry, and plugin diagnostics.
+
+Plugins are found through the ``lagaug`` entry-point group. The built-ins are declared in lagaug's
+own ``pyproject.toml`` and travel the same road as third-party plugins. ``LAGAUG_LOAD_PLUGINS``
+limits what loads: a comma-separated list of plugin (entry-point) names or distribution names;
+empty means the built-ins only. A plugin that fails to import or register is recorded with its
+error and skipped; everything else keeps working.
+
+Nothing here imports torch: methods registered as ``"module:Class"`` strings load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from lagaug.core import hookspecs
+from lagaug.core.errors import ConfigError, PluginError
+
+ENTRY_POINT_GROUP = "lagaug"
+BUILTIN_DISTRIBUTION = "lagaug"
+ENV_LOAD = "LAGAUG_LOAD_PLUGINS"
+ENV_TRACE = "LAGAUG_TRACE_PLUGINS"
+
+
+@dataclass
+class MethodEntry:
+    """One registered generator method; ``target`` is a class or a ``"module:Class"`` string."""
+
+    name: str
+    target: Any
+    description: str
+    plugin: str
+
+    def load(self):
+        """The method class (imports its module on first use)."""
+        if isinstance(self.target, str):
+            module_name, _, attr = self.target.partition(":")
+            try:
+                self.target = getattr(importlib.import_module(module_name), attr)
+            except Exception as exc:
+                raise PluginError(
+                    f"method {self.name!r} of plugin {self.plugin!r} failed to load: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+        return self.target
+
+
+@dataclass
+class PluginInfo:
+    """What ``lagaug list-plugins`` shows about one plugin."""
+
+    name: str
+    distribution: str
+    version: str
+    builtin: bool
+    hooks: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "builtin": self.builtin,
+            "hooks": self.hooks,
+            "methods": self.methods,
+            "error": self.error,
+        }
+
+
+class LagaugPluginManager(pluggy.PluginManager):
+    """A pluggy manager that also keeps the method registry and per-plugin diagnostics."""
+
+    def __init__(self) -> None:
+        super().__init__("lagaug")
+        self.add_hookspecs(hookspecs)
+        self.methods: dict[str, MethodEntry] = {}
+        self.infos: dict[str, PluginInfo] = {}
+        self.conflicts: dict[str, str] = {}
+
+    # -- methods -------------------------------------------------------------------------------
+    def method_names(self) -> list[str]:
+        return sorted(self.methods)
+
+    def get_method(self, name: str):
+        """The method class registered under ``name`` (unknown: error listing what exists)."""
+        if name in self.conflicts:
+            raise PluginError(self.conflicts[name])
+        if name not in self.methods:
+            known = ", ".join(self.method_names()) or "none"
+            raise ConfigError(f"unknown method {name!r}; available methods: {known}")
+        return self.methods[name].load()
+
+    def _register_methods_of(self, plugin_name: str, plugin: Any) -> list[str]:
+        impl = getattr(plugin, "lagaug_register_methods", None)
+        if impl is None:
+            return []
+        added: list[MethodEntry] = []
+
+        def register(target, name: str | None = None, description: str | None = None):
+            if isinstance(target, str):
+                if not name:
+                    raise PluginError(f"plugin {plugin_name!r}: register({target!r}) needs name=")
+                entry_name = name
+            else:
+                entry_name = name or getattr(target, "name", "")
+                if not entry_name:
+                    raise PluginError(f"plugin {plugin_name!r}: method class {target!r} has no name")
+            desc = description or ("" if isinstance(target, str) else getattr(target, "description", ""))
+            other = self.methods.get(entry_name) or next((m for m in added if m.name == entry_name), None)
+            if other is not None:
+                self.conflicts[entry_name] = (
+                    f"method name {entry_name!r} is registered twice: by plugin {other.plugin!r} "
+                    f"and by plugin {plugin_name!r}; uninstall one or set {ENV_LOAD}"
+                )
+                raise PluginError(self.conflicts[entry_name])
+            added.append(MethodEntry(entry_name, target, desc, plugin_name))
+
+        impl(register=register)
+        for entry in added:
+            self.methods[entry.name] = entry
+        return [m.name for m in added]
+
+    # -- loading -------------------------------------------------------------------------------
+    def add_plugin(self, plugin: Any, name: str, *, distribution: str = "", version: str = "",
+                   builtin: bool = False) -> PluginInfo:
+        """Register a plugin object and its methods; on failure, record the error and unregister."""
+        info = PluginInfo(name, distribution or "-", version or "-", builtin)
+        self.infos[name] = info
+        try:
+            self._check_hook_names(plugin)
+            self.register(plugin, name=name)
+            info.hooks = sorted(
+                h.name for h in self.get_hookcallers(plugin) or [] if h.name != "lagaug_register_methods"
+            )
+            if hasattr(plugin, "lagaug_register_methods"):
+                info.hooks = sorted(info.hooks + ["lagaug_register_methods"])
+            info.methods = self._register_methods_of(name, plugin)
+        except PluginError as exc:
+            if self.is_registered(plugin):
+                self.unregister(plugin)
+            info.error = str(exc)
+            info.hooks, info.methods = [], []
+        except Exception as exc:  # a broken third-party plugin never takes lagaug down
+            if self.is_registered(plugin):
+                self.unregister(plugin)
+            info.error = f"{type(exc).__name__}: {exc}"
+            info.hooks, info.methods = [], []
+        return info
+
+    def _check_hook_names(self, plugin: Any) -> None:
+        """A misspelt hook (an implementation with no matching spec) is this plugin's error."""
+        for attr in dir(plugin):
+            if self.parse_hookimpl_opts(plugin, attr) is None:
+                continue
+            if getattr(self.hook, attr, None) is None or not getattr(self.hook, attr).has_spec():
+                raise PluginError(f"unknown hook {attr!r} (misspelt?); known hooks: {', '.join(hook_names())}")
+
+    def load_entry_points(self, allowed: set[str] | None) -> None:
+        """Import and register every ``lagaug`` entry point (filtered by ``allowed``)."""
+        eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=_builtin_first)
+        seen: set[str] = set()
+        for ep in eps:
+            dist = ep.dist.name if ep.dist is not None else ""
+            version = ep.dist.version if ep.dist is not None else ""
+            builtin = _normalise(dist) == BUILTIN_DISTRIBUTION
+            if ep.name in seen:
+                continue
+            seen.add(ep.name)
+            if not builtin and allowed is not None and not ({ep.name, _normalise(dist)} & allowed):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                self.infos[ep.name] = PluginInfo(
+                    ep.name, dist or "-", version or "-", builtin,
+                    error=f"failed to import {ep.value}: {type(exc).__name__}: {exc}",
+                )
+                continue
+            self.add_plugin(plugin, ep.name, distribution=dist, version=version, builtin=builtin)
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        return sorted(self.infos.values(), key=lambda i: (not i.builtin, i.name))
+
+
+def hook_names() -> list[str]:
+    """Names of every hook lagaug specifies."""
+    return sorted(n for n in dir(hookspecs) if n.startswith("lagaug_"))
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def _builtin_first(ep) -> tuple:
+    dist = ep.dist.name if ep.dist is not None else ""
+    return (_normalise(dist) != BUILTIN_DISTRIBUTION, ep.name)
+
+
+def _allowed_from_env() -> set[str] | None:
+    value = os.environ.get(ENV_LOAD)
+    if value is None:
+        return None
+    return {_normalise(v.strip()) for v in value.split(",") if v.strip()} | {
+        v.strip() for v in value.split(",") if v.strip()
+    }
+
+
+def build_plugin_manager(extra_plugins: list[tuple[str, Any]] | None = None) -> LagaugPluginManager:
+    """A fresh manager: the core's defaults, the entry points (filtered by the env var), extras."""
+    from lagaug.core import stages
+
+    pm = LagaugPluginManager()
+    pm.add_plugin(stages, "core", distribution=BUILTIN_DISTRIBUTION, version=_lagaug_version(), builtin=True)
+    pm.load_entry_points(_allowed_from_env())
+    for name, plugin in extra_plugins or []:
+        pm.add_plugin(plugin, name)
+    if os.environ.get(ENV_TRACE):
+        pm.trace.root.setwriter(lambda msg: sys.stderr.write(msg))
+        pm.enable_tracing()
+    return pm
+
+
+_PM: LagaugPluginManager | None = None
+
+
+def get_plugin_manager() -> LagaugPluginManager:
+    """The process-wide plugin manager (built on first use)."""
+    global _PM
+    if _PM is None:
+        _PM = build_plugin_manager()
+    return _PM
+
+
+def reset_plugin_manager() -> None:
+    """Forget the process-wide manager (tests, or after installing a plugin)."""
+    global _PM
+    _PM = None
+
+
+def get_method(name: str):
+    """The generator method class registered under ``name``."""
+    return get_plugin_manager().get_method(name)
+
+
+def _lagaug_version() -> str:
+    from lagaug import __version__
+
+    return __version__
