@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from typing import Any, Mapping, TypeVar
 
@@ -21,7 +22,7 @@ def _coerce(name: str, text: Any, annotation: Any) -> Any:
     """Turn a ``--set`` value (a string) or a JSON value into the field's type."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or origin is types.UnionType:
         if text is None or (isinstance(text, str) and text.lower() in ("none", "null")):
             if type(None) in args:
                 return None

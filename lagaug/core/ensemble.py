@@ -73,6 +73,19 @@ def build_classifier(name: str, num_classes: int, in_chans: int) -> torch.nn.Mod
     return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_chans)
 
 
+def check_classifier_input(name: str, channels: int, size: tuple[int, int], num_classes: int) -> None:
+    """Raise ConfigError when the classifier cannot take images of this size (one dry forward)."""
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        model = build_classifier(name, num_classes, channels).eval()
+        try:
+            model(torch.zeros(1, channels, *size))
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"--classifier {name!r} cannot take {size[0]}x{size[1]} images ({str(exc).splitlines()[0][:80]}); "
+                "raise --image-size or choose another --classifier"
+            ) from None
+
+
 @dataclass
 class Ensemble:
     """Trained members plus what they were trained with."""
@@ -176,6 +189,7 @@ def train_ensemble(train: ImageSet, val: ImageSet | None, cfg: EnsembleConfig, g
     from safetensors.torch import load_file, save_file
 
     progress = progress or Progress(quiet=True)
+    check_classifier_input(cfg.classifier, train.channels, train.image_size, train.num_classes)
     seeds = member_seeds(generator, cfg.members)
     members, history = [], []
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None

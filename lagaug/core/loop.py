@@ -134,6 +134,28 @@ def read_scores(run: RunDir, it: int) -> torch.Tensor:
     return torch.tensor([float(l.rsplit(",", 1)[1]) for l in lines])
 
 
+def check_generator_dir(directory: str, method: str, train: ImageSet) -> None:
+    """Fail before any work when a saved generator does not fit this run."""
+    from lagaug.core.errors import CheckpointError
+    from lagaug.core.method import read_generator_meta
+
+    meta = read_generator_meta(directory)
+    if meta["method"] != method:
+        raise CheckpointError(
+            f"{directory}: generator was saved by method {meta['method']!r}, but --method is {method!r}"
+        )
+    shape = (train.channels, *train.image_size)
+    if tuple(meta["image_shape"]) != shape:
+        raise CheckpointError(
+            f"{directory}: generator was fitted on images of shape {tuple(meta['image_shape'])}, "
+            f"this data has {shape}; match --image-size or fit a new generator"
+        )
+    if list(meta["class_names"]) != train.class_names:
+        raise CheckpointError(
+            f"{directory}: generator classes {meta['class_names']} differ from the data's {train.class_names}"
+        )
+
+
 class Loop:
     """One run of the hard-sample loop; see the module docstring."""
 
@@ -162,6 +184,8 @@ class Loop:
         train = self.splits.train
         method_cls.check_image_shape((train.channels, *train.image_size))
         self.classes = resolve_classes(cfg.classes, train.class_names)
+        if cfg.generator:
+            check_generator_dir(cfg.generator, cfg.method, train)
         self.run.start(dataclasses.asdict(cfg), self.resume)
 
     def generator(self) -> GeneratorMethod:
