@@ -71,7 +71,7 @@ def test_images_too_small_for_the_classifier_are_a_clear_error():
     small = ImageSet(images=torch.zeros(4, 1, 8, 8, dtype=torch.uint8), labels=torch.tensor([0, 1, 0, 1]),
                      class_names=["a", "b"], ids=list("abcd"))
     with pytest.raises(ConfigError, match=r"--classifier 'test_convnext' cannot take 8x8 images .* raise --image-size"):
-        train_ensemble(small, None, EnsembleConfig(), torch.Generator())
+        train_ensemble(small, None, EnsembleConfig(classifier="test_convnext"), torch.Generator())
 
 
 def test_paper_preset_is_the_papers_protocol():

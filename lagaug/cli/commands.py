@@ -30,8 +30,8 @@ def list_plugins(as_json: bool) -> None:
 @click.option("--classes", multiple=True, metavar="NAME", help="Only augment these classes (repeatable).")
 @click.option("--include-synthetic", is_flag=True, help="Allow synthetic images to be chosen as hard.")
 @click.option("--ensemble", default=None, type=int, help="Classifiers per ensemble [preset: 3].")
-@click.option("--epochs", default=None, type=int, help="Epochs per classifier [preset: 12].")
-@click.option("--classifier", default=None, help="timm model name [preset: test_convnext].")
+@click.option("--epochs", default=None, type=int, help="Epochs per classifier [preset: 15].")
+@click.option("--classifier", default=None, help="timm model name [preset: test_resnet].")
 @click.option("--preset", default="cpu", show_default=True, type=click.Choice(["cpu", "paper"]),
               help="Ensemble protocol; 'paper' = 20 ConvNeXt-tiny, 150 epochs, SGD lr 0.001.")
 @click.option("--generator", default=None, metavar="DIR", help="Use this saved generator instead of fitting one.")

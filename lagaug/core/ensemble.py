@@ -27,14 +27,19 @@ Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 @dataclass
 class EnsembleConfig:
-    """How the ensemble is built and trained. The default is CPU-sized; see :data:`PRESETS`."""
+    """How the ensemble is built and trained. The default is CPU-sized; see :data:`PRESETS`.
 
-    classifier: str = "test_convnext"
+    The default classifier is timm's tiny ``test_resnet``: at 32 px, ``test_convnext`` (whose 4x4
+    patch stem leaves a 1x1 map) stayed at the class prior on the default data (test AUC ~0.5),
+    while ``test_resnet`` learns it (AUC ~0.7 with 15 epochs).
+    """
+
+    classifier: str = "test_resnet"
     members: int = 3
-    epochs: int = 12
+    epochs: int = 15
     batch_size: int = 32
     optimizer: str = "adamw"  # "adamw" or "sgd"
-    lr: float = 2e-3
+    lr: float = 5e-3
     momentum: float = 0.9
     weight_decay: float = 0.05
     select_best: bool = True  # keep the epoch with the lowest validation loss
