@@ -48,7 +48,7 @@ def test_fit_then_sample(example_plugin, tiny_npz, tmp_path):
     (["augment", "--method", "jitter", "--data", "/no/such/dir"], "/no/such/dir"),
     (["augment", "--method", "jitter", "--set", "x"], "Error: --set 'x': expected key=value"),
     (["augment", "--method", "jitter", "--resume"], "Error: --resume needs --out DIR"),
-    (["sample", "--generator", "/no/gen", "README.md", "--out", "o"], "not a saved generator"),
+    (["sample", "--generator", "/no/gen", __file__, "--out", "o"], "not a saved generator"),
 ])
 def test_bad_input_is_one_line_and_exit_1(example_plugin, tmp_path, args, message):
     r = lagaug(*args, cwd=tmp_path)
