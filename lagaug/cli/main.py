@@ -57,7 +57,7 @@ def cli() -> None:
     whether they help your classifier."""
 
 
-from lagaug.cli import commands  # noqa: E402,F401  (registers the built-in commands)
+from lagaug.cli import commands, compare  # noqa: E402,F401  (registers the built-in commands)
 
 
 def _add_plugin_commands() -> None:

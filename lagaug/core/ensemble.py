@@ -63,6 +63,8 @@ def check_classifier_name(name: str) -> None:
     """Raise ConfigError for a model name timm does not know (with close matches)."""
     import timm
 
+    import lagaug.core.cnn  # noqa: F401  (registers lagaug's own small CNNs in timm)
+
     if name in timm.list_models():
         return
     close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)

@@ -1,0 +1,126 @@
+"""``lagaug compare``: classifiers trained side by side on real, classic, synthetic, both, and
+duplicated training sets, with intervals and paired significance tests. Nothing here imports torch
+until the command runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lagaug.cli.main import cli, common_run_options, friendly_errors, set_option
+
+
+def _pm(mean: float, half: float) -> str:
+    return "n/a" if mean != mean else f"{100 * mean:.2f} ± {100 * half:.2f}"
+
+
+def results_table(result) -> None:
+    """Print the per-arm table and the comparisons with rich."""
+    from rich.table import Table
+
+    from lagaug.cli.render import console
+    from lagaug.core.compare import METRIC_NAMES, REAL, p_text, smallest_p
+
+    cfg, rows = result.config, result.rows
+    n = max((r["repeats"] for r in rows), default=0)
+    table = Table(title=f"lagaug compare — {cfg.method} — {result.run_dir}")
+    for col in ("arm", "train images", "added", "macro-F1 %", "accuracy %", "AUC %", "Δ F1 vs real", "p vs real"):
+        table.add_column(col, justify="left" if col == "arm" else "right")
+    for r in rows:
+        base = r["arm"] == REAL
+        delta = "—" if base else f"{100 * r['f1_delta_vs_real']:+.2f}"
+        style = "green" if r.get("f1_significant_vs_real") and r["f1_delta_vs_real"] > 0 else (
+            "red" if r.get("f1_significant_vs_real") else None)
+        table.add_row(r["arm"], f"{r['train_size']:.0f}", f"{r['added']:.0f}", _pm(r["f1_mean"], r["f1_ci"]),
+                      _pm(r["accuracy_mean"], r["accuracy_ci"]), _pm(r["auc_mean"], r["auc_ci"]),
+                      delta, "—" if base else p_text(r["f1_p_vs_real"], cfg.alpha), style=style)
+    out = console()
+    out.print(table)
+    for c in result.comparisons:
+        if c["baseline"] != REAL and c["metric"] == "f1":
+            verdict = "significant" if c["significant"] else "not significant"
+            out.print(f"{c['arm']} vs {c['baseline']}: {METRIC_NAMES['f1']} {100 * c['delta']:+.2f} points, "
+                      f"p = {c['p']:.3g} ({verdict})")
+    test = next((c["test"] for c in result.comparisons), "paired")
+    out.print(f"mean ± 95% CI over {n} repeats; p: paired {test} test, * = p < {cfg.alpha} "
+              f"(smallest possible with {n} repeats: {smallest_p(n):.3g})")
+    root = result.run_dir
+    out.print(f"table: {root}/results.md · csv: {root}/results.csv · plot: {root}/results.png · "
+              f"per repeat: {root}/cells.jsonl")
+
+
+@cli.command()
+@click.option("--method", required=True, help="Generator method of the METHOD arms (see `lagaug list-plugins`).")
+@click.option("--arms", default=None, metavar="A,B,...",
+              help="Arms to run: real, classic, METHOD, classic+METHOD, duplicate ('method' stands for "
+                   "the method's name) [all five].")
+@click.option("--repeats", default=3, show_default=True, type=int, help="Repeats (own seeds, own subset with --train-size).")
+@click.option("--train-size", default=None, type=int,
+              help="Draw this many training images per repeat (class-balanced) [the whole training split].")
+@click.option("--proportional", is_flag=True, help="Draw --train-size proportionally to the classes, not balanced.")
+@click.option("--val-fraction", default=0.15, show_default=True, type=float,
+              help="Share of each class's training images kept for validation (never the test set).")
+@click.option("--test-size", default=None, type=int, help="Evaluate on a fixed class-balanced test subset of this size.")
+@click.option("--synthetic-per-image", default=1.0, show_default=True, type=float,
+              help="Synthetic images per real training image in the METHOD arms (fractions allowed).")
+@click.option("--classic-set", "classic_overrides", multiple=True, metavar="KEY=VALUE",
+              help="Classical augmentation: rotation=20 shift_x=0.2 shift_y=0.2 zoom=0 hflip=false fill=border.")
+@common_run_options
+@click.option("--classifier", default=None, help="timm model name, or garay_cnn / garay_cnn_small [preset: test_convnext].")
+@click.option("--epochs", default=None, type=int, help="Epochs per classifier [preset: 12].")
+@click.option("--members", default=None, type=int, help="Classifiers per arm and repeat (their mean is the cell) [preset: 3].")
+@click.option("--batch-size", default=None, type=int, help="Classifier batch size [preset: 32].")
+@click.option("--lr", default=None, type=float, help="Classifier learning rate [preset: 0.002].")
+@click.option("--budget", default="epochs", show_default=True, type=click.Choice(["epochs", "steps"]),
+              help="epochs: every arm trains --epochs passes over its own set; steps: every arm gets the "
+                   "optimisation steps of --epochs passes over the largest arm.")
+@click.option("--classifier-set", "classifier_overrides", multiple=True, metavar="KEY=VALUE",
+              help="Other classifier settings, e.g. optimizer=adamw weight_decay=0.")
+@click.option("--preset", default="cpu", show_default=True, type=click.Choice(["cpu", "paper"]),
+              help="Classifier protocol; 'paper' = 20 ConvNeXt-tiny, 150 epochs, SGD lr 0.001.")
+@set_option
+@click.option("--generator-val/--no-generator-val", default=True, show_default=True,
+              help="Let the generator early-stop on the validation images, or fit it for its full length.")
+@click.option("--alpha", default=0.05, show_default=True, type=float, help="Significance level.")
+@click.option("--test", "test_name", default="auto", show_default=True,
+              type=click.Choice(["auto", "wilcoxon", "permutation"]),
+              help="Paired test; auto = Wilcoxon signed-rank with scipy, else exact sign-flip permutation.")
+@click.option("--keep-checkpoints", is_flag=True, help="Keep the classifiers of finished cells.")
+@click.option("--out", default=None, metavar="DIR", help="Run directory [lagaug-runs/compare-METHOD-TIME].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out; finished cells are not redone.")
+@friendly_errors
+def compare(method, arms, repeats, train_size, proportional, val_fraction, test_size, synthetic_per_image,
+            classic_overrides, data, unlabeled, image_size, seed, device, bad_images, quiet, classifier, epochs,
+            members, batch_size, lr, budget, classifier_overrides, preset, overrides, generator_val, alpha, test_name, keep_checkpoints,
+            out, resume) -> None:
+    """Train classifiers side by side on real, classic, synthetic (METHOD), classic+METHOD and
+    duplicate training sets; report macro-F1 / accuracy / AUC with 95% intervals over repeats and
+    paired significance tests."""
+    import time
+
+    from lagaug.cli import render
+    from lagaug.core.compare import CompareConfig, run_compare
+    from lagaug.core.config import parse_overrides
+    from lagaug.core.errors import ConfigError
+    from lagaug.core.progress import Progress
+
+    if out is None:
+        if resume:
+            raise ConfigError("--resume needs --out DIR: the run directory to continue")
+        out = str(Path("lagaug-runs") / f"compare-{method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    ensemble = parse_overrides(classifier_overrides)
+    for key, value in (("classifier", classifier), ("epochs", epochs), ("members", members),
+                       ("batch_size", batch_size), ("lr", lr)):
+        if value is not None:
+            ensemble[key] = value
+    config = CompareConfig(
+        method=method, arms=None if arms is None else [a for a in arms.split(",") if a.strip()],
+        data=data, unlabeled=unlabeled, image_size=image_size, repeats=repeats, train_size=train_size,
+        balanced=not proportional, val_fraction=val_fraction, test_size=test_size,
+        synthetic_per_image=synthetic_per_image, classic=parse_overrides(classic_overrides), preset=preset,
+        ensemble=ensemble, budget=budget, set=parse_overrides(overrides), generator_val=generator_val, alpha=alpha, test=test_name, seed=seed,
+        device=device, out=out, bad_images=bad_images, keep_checkpoints=keep_checkpoints,
+    )
+    result = run_compare(config, Progress(quiet=quiet, console=render.console(stderr=True)), resume=resume)
+    results_table(result)

@@ -1,0 +1,352 @@
+"""Behaviour of ``lagaug compare``: arms, splits, seeds, files, tests, resume, the classic transform,
+the Garay-Maestre CNN and the CLI's errors. Tiny synthetic data and a tiny fake method only."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from lagaug import hookimpl
+from lagaug.core import plugins
+from lagaug.core.classic import ClassicAugment, ClassicConfig, affine
+from lagaug.core.compare import (
+    CompareConfig, RESULT_COLUMNS, carve_validation, draw_subset, paired_test, run_compare, sign_flip_p,
+)
+from lagaug.core.data.dataset import DataSplits, ImageSet
+from lagaug.core.errors import ConfigError, DataError
+from lagaug.core.method import GeneratorMethod, Latents, Synthesis
+
+CLASSES = ["a", "b", "c"]
+
+
+@dataclass
+class FakeConfig:
+    strength: float = 0.1
+
+
+class FakeMethod(GeneratorMethod):
+    """Makes the negative of each source image plus a little noise (visibly not a copy)."""
+
+    name = "fake"
+    Config = FakeConfig
+
+    def fit(self, train, ctx, unlabeled=None):
+        return {"images": len(train)}
+
+    def encode(self, images, soft, ctx):
+        return Latents({"x": images}, torch.arange(len(images)), soft)
+
+    def resample(self, latents, ctx):
+        rows = latents.repeat(ctx.variants)
+        noise = torch.rand(rows.codes["x"].shape, generator=ctx.generator) * self.config.strength
+        return Latents({"x": (1 - rows.codes["x"] + noise).clamp(0, 1)}, rows.source, rows.soft)
+
+    def decode(self, latents, ctx):
+        return Synthesis(latents.codes["x"], latents.soft, latents.source)
+
+
+class FakePlugin:
+    @hookimpl
+    def lagaug_register_methods(self, register):
+        register(FakeMethod)
+
+
+@pytest.fixture
+def fake_method(monkeypatch):
+    monkeypatch.setattr(plugins, "_PM", plugins.build_plugin_manager(extra_plugins=[("fake", FakePlugin())]))
+    yield
+    plugins.reset_plugin_manager()
+
+
+def image_set(n: int, split: str, seed: int) -> ImageSet:
+    """``n`` 16x16 images of three classes: a bright band whose row depends on the class."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 3
+    x = torch.rand(n, 1, 16, 16, generator=g) * 0.3
+    for i, c in enumerate(labels.tolist()):
+        x[i, 0, 2 + 4 * c : 6 + 4 * c, :] += 0.6
+    return ImageSet(x, labels, CLASSES, [f"{split}/{i}" for i in range(n)])
+
+
+@pytest.fixture
+def splits() -> DataSplits:
+    return DataSplits(image_set(60, "train", 0), image_set(0, "val", 1), image_set(30, "test", 2))
+
+
+def config(tmp_path, **kw) -> CompareConfig:
+    base = dict(method="fake", repeats=2, train_size=24, synthetic_per_image=1.5, out=str(tmp_path / "run"),
+                ensemble=dict(classifier="garay_cnn_small", members=1, epochs=1, batch_size=16))
+    base.update(kw)
+    return CompareConfig(**base)
+
+
+@pytest.fixture
+def finished(tmp_path, splits, fake_method):
+    return run_compare(config(tmp_path), splits=splits), splits
+
+
+# -- arms, splits, seeds ---------------------------------------------------------------------------
+
+
+def test_arm_sizes_and_duplicate_copies_the_sources(finished):
+    result, splits = finished
+    cells = {(c["repeat"], c["arm"]): c for c in result.cells}
+    assert len(cells) == 2 * 5
+    for r in range(2):
+        real = cells[r, "real"]["train_size"]
+        assert real == 21  # 24 drawn, 15% of each class (1 of 8) kept for validation
+        assert cells[r, "classic"]["train_size"] == real
+        assert cells[r, "fake"]["added"] == round(1.5 * real) == cells[r, "classic+fake"]["added"]
+        assert cells[r, "duplicate"]["added"] == cells[r, "fake"]["added"]
+    rep = result.run_dir / "repeats" / "r000"
+    manifest = [json.loads(l) for l in (rep / "synthetic" / "manifest.jsonl").read_text().splitlines()]
+    assert len(manifest) == cells[0, "fake"]["added"]
+    # every training image is a source once or twice (1.5 per image), and the label is the source's
+    counts = {}
+    for line in manifest:
+        counts[line["source"]] = counts.get(line["source"], 0) + 1
+        assert line["label"] == line["source_label"]
+    assert sorted(set(counts.values())) == [1, 2] and len(counts) == 21
+
+    from lagaug.core.compare import Compare
+
+    run = Compare(config(result.run_dir.parent, out=str(result.run_dir)), resume=True, splits=splits)
+    run.prepare()
+    train, _ = run.split(0)
+    extra = run.synthetic(0, train, _)
+    index = {i: k for k, i in enumerate(train.ids)}
+    dup = run.arm_set("duplicate", train, extra, [index[s] for s in extra.sources])
+    copies = dup.subset(range(len(train), len(dup)))
+    sources = torch.tensor([index[s] for s in extra.sources])
+    assert torch.equal(copies.images, train.images[sources])  # copies of the very sources
+    assert torch.equal(copies.labels, train.labels[sources])
+    assert not bool(copies.synthetic.any())
+    assert not torch.equal(extra.images, copies.images)  # the method's images are not copies
+    assert len(set(dup.ids)) == len(dup)
+
+
+def test_same_split_and_seeds_across_arms_new_draw_per_repeat(finished):
+    result, _ = finished
+    for r in range(2):
+        cells = [c for c in result.cells if c["repeat"] == r]
+        assert len({c["train_ids"] for c in cells}) == 1
+        assert len({c["val_ids"] for c in cells}) == 1
+        assert len({tuple(c["member_seeds"]) for c in cells}) == 1
+    first = [c for c in result.cells if c["arm"] == "real"]
+    assert first[0]["train_ids"] != first[1]["train_ids"]
+    assert first[0]["member_seeds"] != first[1]["member_seeds"]
+
+
+def test_validation_is_carved_from_training_images_never_test(finished):
+    result, splits = finished
+    test_ids = set(splits.test.ids)
+    for r in range(2):
+        split = json.loads((result.run_dir / "repeats" / f"r{r:03d}" / "split.json").read_text())
+        assert split["val"] and not set(split["val"]) & test_ids
+        assert not set(split["val"]) & set(split["train"])
+        assert all(i.startswith("train/") for i in split["train"] + split["val"])
+
+
+def test_carve_and_draw_are_per_class():
+    data = image_set(30, "train", 0)
+    g = torch.Generator().manual_seed(0)
+    idx = draw_subset(data, 12, g)
+    assert data.subset(idx).class_counts() == [4, 4, 4]
+    tr, va = carve_validation(data.subset(idx), 0.25, g)
+    assert data.subset(idx).subset(va).class_counts() == [1, 1, 1] and len(tr) == 9
+    few_b = [i for i in range(30) if i % 3 != 1 or i < 15]  # 10 a, 5 b, 10 c
+    with pytest.raises(ConfigError, match="class 'b' has only 5 images, 8 needed"):
+        draw_subset(data.subset(few_b), 24, g)
+
+
+def test_overlapping_validation_and_test_is_refused(tmp_path, fake_method):
+    train = image_set(30, "train", 0)
+    leaky = DataSplits(train, train.subset(range(3)), train.subset(range(3)))  # val == test
+    with pytest.raises(DataError, match="also a test image"):
+        run_compare(config(tmp_path, train_size=None), splits=leaky)
+
+
+# -- files -----------------------------------------------------------------------------------------
+
+
+def test_results_files_have_the_expected_columns(finished):
+    result, _ = finished
+    root = result.run_dir
+    for name in ("config.json", "cells.jsonl", "results.csv", "comparisons.csv", "results.md", "results.png"):
+        assert (root / name).is_file(), name
+    header = next(csv.reader((root / "results.csv").open()))
+    assert header == RESULT_COLUMNS
+    rows = list(csv.DictReader((root / "results.csv").open()))
+    assert [r["arm"] for r in rows] == ["real", "classic", "fake", "classic+fake", "duplicate"]
+    cells = [json.loads(l) for l in (root / "cells.jsonl").read_text().splitlines()]
+    assert len(cells) == 10
+    assert {"repeat", "arm", "train_size", "added", "f1", "accuracy", "auc", "member_seeds"} <= set(cells[0])
+    md = (root / "results.md").read_text()
+    assert "| arm |" in md and ("Wilcoxon" in md or "permutation" in md)
+    assert "fake vs duplicate" in md and "classic+fake vs classic" in md
+    assert json.loads((root / "config.json").read_text())["method"] == "fake"
+
+
+# -- significance ----------------------------------------------------------------------------------
+
+
+def test_sign_flip_permutation_test_on_known_inputs():
+    assert sign_flip_p([1, 2, 3, 4, 5]) == pytest.approx(2 / 32)
+    assert sign_flip_p([1, -2, 3, 4, 5]) == pytest.approx(6 / 32)
+    assert sign_flip_p([0, 0, 0]) == 1.0
+    assert sign_flip_p([0.5, -0.5]) == 1.0
+
+
+def test_paired_test_wilcoxon_and_permutation_agree_on_known_inputs():
+    pytest.importorskip("scipy")
+    a, b = [0.9, 0.8, 0.95, 0.7, 0.86], [0.8, 0.82, 0.9, 0.66, 0.8]  # differences .1 -.02 .05 .04 .06
+    w = paired_test(a, b, "wilcoxon")
+    assert w["test"] == "Wilcoxon signed-rank" and w["n"] == 5 and w["delta"] == pytest.approx(0.046)
+    assert w["p"] == pytest.approx(4 / 32)  # W = 1 (-0.02 ranks lowest): 2 of 32 patterns each side
+    assert paired_test(a, b, "permutation")["p"] == pytest.approx(sign_flip_p([0.1, -0.02, 0.05, 0.04, 0.06]))
+    assert paired_test([1, 2, 3, 4, 5], [0] * 5, "wilcoxon")["p"] == pytest.approx(2 / 32)
+    assert paired_test([1, 2, 3, 4, 5], [0] * 5, "permutation")["p"] == pytest.approx(2 / 32)
+    assert paired_test(a, b)["test"] == "Wilcoxon signed-rank"  # auto: scipy is installed here
+    assert paired_test([1, 1], [1, 1], "wilcoxon")["p"] == 1.0
+
+
+# -- the classic transform -------------------------------------------------------------------------
+
+
+def test_classic_transform_is_seeded_by_the_generator():
+    x = image_set(8, "x", 0).float_images()
+    aug = ClassicAugment()
+    one = aug(x, torch.Generator().manual_seed(3))
+    two = aug(x, torch.Generator().manual_seed(3))
+    other = aug(x, torch.Generator().manual_seed(4))
+    assert torch.equal(one, two) and not torch.equal(one, other)
+    assert one.shape == x.shape and not torch.equal(one, x)
+    state = torch.random.get_rng_state()
+    aug(x, torch.Generator().manual_seed(5))
+    assert torch.equal(state, torch.random.get_rng_state())  # never touches the global RNG
+
+
+def test_rotation_rotates_and_shift_shifts():
+    x = torch.zeros(1, 1, 9, 9)
+    x[0, 0, 4, 6] = 1.0  # two pixels right of the centre
+    turned = affine(x, torch.tensor([90.0]), torch.zeros(1), torch.zeros(1))
+    assert (turned[0, 0] > 0.5).nonzero().tolist() == [[2, 4]]  # now two above: counter-clockwise
+    moved = affine(x, torch.zeros(1), torch.tensor([2 / 9]), torch.tensor([-1 / 9]))
+    assert (moved[0, 0] > 0.5).nonzero().tolist() == [[3, 8]]
+    bar = torch.zeros(1, 1, 9, 9)
+    bar[0, 0, 4, :] = 1.0
+    assert torch.allclose(affine(bar, torch.tensor([90.0]), torch.zeros(1), torch.zeros(1))[0, 0, :, 4],
+                          torch.ones(9))
+    flipped = ClassicAugment(ClassicConfig(rotation=0, shift_x=0, shift_y=0, hflip=True))(
+        x.repeat(64, 1, 1, 1), torch.Generator().manual_seed(0))
+    assert 0 < int((flipped[:, 0, 4, 2] > 0.5).sum()) < 64  # about half are mirrored
+
+
+def test_classic_config_errors():
+    with pytest.raises(ConfigError, match="rotation"):
+        ClassicConfig(rotation=-1)
+    with pytest.raises(ConfigError, match="fill"):
+        ClassicConfig(fill="wrap")
+
+
+# -- resume, budget --------------------------------------------------------------------------------
+
+
+def test_resume_skips_finished_cells(tmp_path, splits, fake_method, monkeypatch):
+    cfg = config(tmp_path, repeats=1)
+    run_compare(cfg, splits=splits)
+    (tmp_path / "run" / "repeats" / "r000" / "arms" / "classic" / "metrics.json").unlink()
+    import lagaug.core.compare as compare_module
+
+    calls = []
+    real_train = compare_module.train_ensemble
+    monkeypatch.setattr(compare_module, "train_ensemble", lambda *a, **k: calls.append(k["label"]) or real_train(*a, **k))
+    fits = []
+    monkeypatch.setattr(FakeMethod, "fit", lambda self, *a, **k: fits.append(1) or {})
+    with pytest.raises(ConfigError, match="--resume"):
+        run_compare(cfg, splits=splits)
+    result = run_compare(cfg, splits=splits, resume=True)
+    assert calls == ["repeat 0: classic"] and fits == []  # nothing else trained, no generator refit
+    assert len(result.cells) == 5
+    with pytest.raises(ConfigError, match="was started with repeats=1"):
+        run_compare(config(tmp_path, repeats=2), splits=splits, resume=True)
+
+
+def test_steps_budget_gives_every_arm_the_same_steps(tmp_path, splits, fake_method):
+    result = run_compare(config(tmp_path, repeats=1, budget="steps",
+                                ensemble=dict(classifier="garay_cnn_small", members=1, epochs=2, batch_size=16)),
+                         splits=splits)
+    steps = {c["arm"]: c["epochs"] * math.ceil(c["train_size"] / 16) for c in result.cells}
+    assert steps["real"] == steps["fake"] == 8 and steps["classic"] == steps["duplicate"] == 8
+
+
+# -- the Garay-Maestre CNN -------------------------------------------------------------------------
+
+
+def test_garay_cnn_is_table_1_and_works_as_ensemble_classifier():
+    import timm
+
+    import lagaug.core.cnn as cnn
+    from lagaug.core.ensemble import build_classifier
+
+    assert timm.is_model("garay_cnn") and timm.is_model("garay_cnn_small")
+    model = build_classifier("garay_cnn", 10, 1)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size) for c in convs] == [(64, (3, 3)), (128, (3, 3)), (128, (3, 3)), (128, (3, 3))]
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linears] == [(7 * 7 * 128, 128), (128, 10)]
+    assert sum(isinstance(m, torch.nn.Dropout) and m.p == 0.5 for m in model.modules()) == 3
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert cnn.GarayCNN(3, 3, 0.25)(torch.zeros(1, 3, 40, 40)).shape == (1, 3)
+
+
+# -- the CLI ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--arms", "real,gan"], "--arms: unknown arm 'gan'; choose from: real, classic, fake, classic+fake, duplicate"),
+    (["--repeats", "0"], "--repeats must be at least 1, got 0"),
+    (["--synthetic-per-image", "0"], "--synthetic-per-image must be positive, got 0.0"),
+    (["--classic-set", "rotation=400"], "classic: rotation must be between 0 and 180 degrees"),
+    (["--classic-set", "spin=1"], "unknown key 'spin'"),
+    (["--val-fraction", "1.5"], "--val-fraction must be in [0, 1), got 1.5"),
+    (["--classifier", "no_such_net"], "--classifier 'no_such_net' is not a timm model"),
+    (["--method", "nope"], "unknown method 'nope'"),
+    (["--resume"], "--resume needs --out DIR"),
+])
+def test_bad_options_give_one_line_errors(args, message, fake_method, tiny_npz, tmp_path):
+    from click.testing import CliRunner
+
+    from lagaug.cli.main import cli
+
+    base = ["compare", "--method", "fake", "--data", str(tiny_npz), "--quiet"]
+    if "--resume" not in args:
+        base += ["--out", str(tmp_path / "out")]
+    if "--method" in args:
+        base = base[:1] + base[3:]
+    result = CliRunner().invoke(cli, base + args)
+    assert result.exit_code == 1, result.output
+    lines = [l for l in result.output.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.output
+
+
+def test_cli_compare_runs_and_prints_the_table(fake_method, tiny_npz, tmp_path):
+    from click.testing import CliRunner
+
+    from lagaug.cli.main import cli
+
+    out = tmp_path / "cli-run"
+    result = CliRunner().invoke(cli, [
+        "compare", "--method", "fake", "--data", str(tiny_npz), "--image-size", "16", "--quiet",
+        "--arms", "real,method,duplicate", "--repeats", "2", "--classifier", "garay_cnn_small",
+        "--epochs", "1", "--members", "1", "--synthetic-per-image", "0.5", "--out", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "fake vs duplicate" in result.output and "macro-F1" in result.output
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [r["arm"] for r in rows] == ["real", "fake", "duplicate"]
