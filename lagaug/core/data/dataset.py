@@ -144,6 +144,19 @@ class ImagePool(Protocol):
     def iter_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]: ...
 
 
+class SquarePool:
+    """Shape properties shared by pools of ``image_side`` x ``image_side`` images with
+    ``n_channels`` channels (subclasses define both attributes)."""
+
+    @property
+    def channels(self) -> int:
+        return self.n_channels
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.image_side, self.image_side
+
+
 @dataclass
 class InMemoryPool:
     """An :class:`ImagePool` over an :class:`ImageSet` (labels ignored)."""

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lagaug.core.data.dataset import DataSplits, ImagePool, ImageSet
+from lagaug.core.data.dataset import DataSplits, ImagePool, ImageSet, SquarePool
 from lagaug.core.data.synthetic import SyntheticPool, make_default_splits
 from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.progress import Progress
@@ -407,7 +407,7 @@ def _load_npz(path: Path, image_size, seed, val_fraction, progress) -> DataSplit
 
 
 @dataclass
-class FolderPool:
+class FolderPool(SquarePool):
     """An :class:`ImagePool` over image files, read a batch at a time (never all at once)."""
 
     files: list[Path]
@@ -417,14 +417,6 @@ class FolderPool:
 
     def __len__(self) -> int:
         return len(self.files)
-
-    @property
-    def channels(self) -> int:
-        return self.n_channels
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return self.image_side, self.image_side
 
     def _load(self, path: Path) -> np.ndarray | None:
         try:
@@ -444,7 +436,7 @@ class FolderPool:
 
 
 @dataclass
-class ArrayPool:
+class ArrayPool(SquarePool):
     """An :class:`ImagePool` over a uint8 image array, resized a batch at a time."""
 
     images: np.ndarray  # uint8 (N, H, W) or (N, H, W, 3)
@@ -453,14 +445,6 @@ class ArrayPool:
 
     def __len__(self) -> int:
         return len(self.images)
-
-    @property
-    def channels(self) -> int:
-        return self.n_channels
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return self.image_side, self.image_side
 
     def iter_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         order = torch.randperm(len(self.images), generator=generator).tolist()

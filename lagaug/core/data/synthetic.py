@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from lagaug.core.data.dataset import DataSplits, ImageSet
+from lagaug.core.data.dataset import DataSplits, ImageSet, SquarePool
 
 CLASS_NAMES = ["ok", "defect"]
 _SPLIT_CODES = {"train": 1, "val": 2, "test": 3, "unlabeled": 4}
@@ -243,7 +243,7 @@ def _make_set(image_size: int, seed: int, split: str, n_ok: int, n_defect: int) 
 
 
 @dataclass
-class SyntheticPool:
+class SyntheticPool(SquarePool):
     """An :class:`~lagaug.core.data.dataset.ImagePool` of ``ok`` surfaces rendered per batch.
 
     Image ``i`` is rendered from ``(seed, i)`` when a batch asks for it; nothing is cached.
@@ -257,14 +257,6 @@ class SyntheticPool:
 
     def __len__(self) -> int:
         return self.size
-
-    @property
-    def channels(self) -> int:
-        return self.n_channels
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return self.image_side, self.image_side
 
     def render(self, indices) -> torch.Tensor:
         """Images ``indices`` as float32 ``(B, C, H, W)`` in ``[0, 1]``."""
