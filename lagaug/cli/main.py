@@ -16,6 +16,9 @@ def friendly_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        import warnings
+
+        warnings.showwarning = _one_line_warning
         try:
             return func(*args, **kwargs)
         except LagaugError as exc:
@@ -25,6 +28,10 @@ def friendly_errors(func):
             sys.exit(130)
 
     return wrapper
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 def set_option(func):

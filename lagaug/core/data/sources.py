@@ -133,7 +133,7 @@ def read_image_file(path: str | Path, *, size: int, channels: int) -> torch.Tens
 def _report_bad(path: Path, reason: str, bad_images: str) -> None:
     """Stop (``"error"``) or warn and go on (``"warn"``) for one unreadable file."""
     if bad_images == "error":
-        raise DataError(f"{path} {reason}; fix or remove it (or pass bad_images='warn' to skip it)")
+        raise DataError(f"{path} {reason}; fix or remove it (or use --bad-images warn, bad_images='warn' in Python, to skip it)")
     warnings.warn(f"skipping {path}: it {reason}", BadImageWarning, stacklevel=3)
 
 
