@@ -29,16 +29,21 @@ _LAZY = {
     "DataError": "lagaug.core.errors",
     "CheckpointError": "lagaug.core.errors",
     "PluginError": "lagaug.core.errors",
-    "get_plugin_manager": "lagaug.core.plugins",
-    "get_method": "lagaug.core.plugins",
+    "make_plugin_manager": "lagaug.core.plugins",
     "AugmentConfig": "lagaug.core.loop",
     "run_augment": "lagaug.core.loop",
     "fit_generator": "lagaug.core.generators",
     "load_generator": "lagaug.core.generators",
     "sample_images": "lagaug.core.generators",
+    "CompareConfig": "lagaug.core.compare",
+    "run_compare": "lagaug.core.compare",
 }
 
 __all__ = ["__version__", "hookimpl", *_LAZY]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def __getattr__(name: str) -> Any:

@@ -4,43 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
-import textwrap
-import tomllib
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_PLUGIN = ROOT / "examples" / "lagaug-example-plugin"
+from helpers import expose_example_plugin
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
-
-
-def make_distribution(site: Path, name: str, version: str, entry_points: dict[str, str],
-                      modules: dict[str, str] | None = None) -> Path:
-    """Write an installed distribution (dist-info + modules) into the folder ``site``."""
-    dist = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    lines = "".join(f"{k} = {v}\n" for k, v in entry_points.items())
-    (dist / "entry_points.txt").write_text(f"[lagaug]\n{lines}")
-    for mod, source in (modules or {}).items():
-        (site / f"{mod}.py").write_text(textwrap.dedent(source))
-    return dist
-
-
-def expose_example_plugin(site: Path) -> None:
-    """Expose examples/lagaug-example-plugin as installed, reading its own pyproject.toml."""
-    meta = tomllib.loads((EXAMPLE_PLUGIN / "pyproject.toml").read_text())["project"]
-    make_distribution(site, meta["name"], meta["version"], meta["entry-points"]["lagaug"])
-    (site / "lagaug_example_plugin").symlink_to(EXAMPLE_PLUGIN / "lagaug_example_plugin")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # a shared 2-core machine: one thread is faster and repeatable
 
 
 @pytest.fixture
 def plugin_site(tmp_path, monkeypatch):
     """A folder on sys.path (and PYTHONPATH, for subprocesses) that plugins get 'installed' into."""
-    from lagaug.core.plugins import reset_plugin_manager
-
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
@@ -49,10 +23,8 @@ def plugin_site(tmp_path, monkeypatch):
     import importlib
 
     importlib.invalidate_caches()
-    reset_plugin_manager()
     yield site
-    reset_plugin_manager()
-    for mod in [m for m in sys.modules if m.startswith(("lagaug_example_plugin", "broken_", "clash_"))]:
+    for mod in [m for m in sys.modules if m.startswith(("lagaug_example_plugin", "broken_", "clash_", "hello_"))]:
         del sys.modules[mod]
 
 
@@ -60,6 +32,23 @@ def plugin_site(tmp_path, monkeypatch):
 def example_plugin(plugin_site):
     expose_example_plugin(plugin_site)
     return plugin_site
+
+
+@pytest.fixture
+def plugins(example_plugin):
+    """A plugin manager built the way ``lagaug``'s ``main()`` builds one, with the example plugin
+    installed; tests add their own plugins with ``make_plugin_manager(extra_plugins=...)``."""
+    from lagaug.core.plugins import make_plugin_manager
+
+    return make_plugin_manager()
+
+
+@pytest.fixture
+def learn_npz(tmp_path):
+    """A tiny 2-class .npz that a tiny classifier learns well but not perfectly."""
+    from lagaug.testing import learnable_npz
+
+    return learnable_npz(tmp_path / "learn.npz")
 
 
 @pytest.fixture

@@ -12,14 +12,14 @@ import pytest
 import torch
 
 from lagaug import hookimpl
-from lagaug.core import plugins
 from lagaug.core.classic import ClassicAugment, ClassicConfig, affine
-from lagaug.core.compare import (
-    CompareConfig, RESULT_COLUMNS, carve_validation, draw_subset, paired_test, run_compare, sign_flip_p,
-)
+from lagaug.core.compare import RESULT_COLUMNS, Compare, CompareConfig, carve_validation, draw_subset, run_compare
+from lagaug.core.compare.summary import summarise_cells
 from lagaug.core.data.dataset import DataSplits, ImageSet
 from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.method import GeneratorMethod, Latents, Synthesis
+from lagaug.core.plugins import make_plugin_manager
+from lagaug.testing import learnable_set
 
 CLASSES = ["a", "b", "c"]
 
@@ -39,7 +39,7 @@ class FakeMethod(GeneratorMethod):
         return {"images": len(train)}
 
     def encode(self, images, soft, ctx):
-        return Latents({"x": images}, torch.arange(len(images)), soft)
+        return Latents({"x": images}, ctx.batch_rows(len(images)), soft)
 
     def resample(self, latents, ctx):
         rows = latents.repeat(ctx.variants)
@@ -50,17 +50,48 @@ class FakeMethod(GeneratorMethod):
         return Synthesis(latents.codes["x"], latents.soft, latents.source)
 
 
+class CopyMethod(FakeMethod):
+    """A negative control: its "synthetic" images are exact copies of their sources."""
+
+    name = "copy"
+
+    def resample(self, latents, ctx):
+        return latents.repeat(ctx.variants)
+
+
+class OracleMethod(FakeMethod):
+    """A positive control: each "synthetic" image is a fresh real image of the source's class,
+    drawn from a bank of real images the arms never see otherwise — more real data."""
+
+    name = "oracle"
+    bank: ImageSet | None = None
+
+    def resample(self, latents, ctx):
+        rows = latents.repeat(ctx.variants)
+        classes = rows.soft.argmax(1)
+        picks = []
+        for c in classes.tolist():
+            idx = torch.nonzero(self.bank.labels == c).flatten()
+            picks.append(int(idx[torch.randint(len(idx), (1,), generator=ctx.generator)]))
+        return Latents({"x": self.bank.float_images(picks)}, rows.source, rows.soft)
+
+
 class FakePlugin:
     @hookimpl
     def lagaug_register_methods(self, register):
         register(FakeMethod)
+        register(CopyMethod)
+        register(OracleMethod)
+
+
+@pytest.fixture(scope="module")
+def pm():
+    return make_plugin_manager(extra_plugins=[("fake", FakePlugin())])
 
 
 @pytest.fixture
-def fake_method(monkeypatch):
-    monkeypatch.setattr(plugins, "_PM", plugins.build_plugin_manager(extra_plugins=[("fake", FakePlugin())]))
-    yield
-    plugins.reset_plugin_manager()
+def fake_method(pm):
+    return pm
 
 
 def image_set(n: int, split: str, seed: int) -> ImageSet:
@@ -85,9 +116,11 @@ def config(tmp_path, **kw) -> CompareConfig:
     return CompareConfig(**base)
 
 
-@pytest.fixture
-def finished(tmp_path, splits, fake_method):
-    return run_compare(config(tmp_path), splits=splits), splits
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, pm):
+    """One comparison shared by the tests that read it (it is the costly part)."""
+    splits = DataSplits(image_set(60, "train", 0), image_set(0, "val", 1), image_set(30, "test", 2))
+    return run_compare(config(tmp_path_factory.mktemp("cmp")), splits=splits, plugins=pm), splits
 
 
 # -- arms, splits, seeds ---------------------------------------------------------------------------
@@ -109,20 +142,19 @@ def test_arm_sizes_and_duplicate_copies_the_sources(finished):
     # every training image is a source once or twice (1.5 per image), and the label is the source's
     counts = {}
     for line in manifest:
-        counts[line["source"]] = counts.get(line["source"], 0) + 1
-        assert line["label"] == line["source_label"]
+        counts[line["source"][0]] = counts.get(line["source"][0], 0) + 1
+        assert [line["label"]] == line["source_label"] and line["source_weight"] == [1.0]
     assert sorted(set(counts.values())) == [1, 2] and len(counts) == 21
 
-    from lagaug.core.compare import Compare
-
-    run = Compare(config(result.run_dir.parent, out=str(result.run_dir)), resume=True, splits=splits)
+    run = Compare(config(result.run_dir.parent, out=str(result.run_dir)), resume=True, splits=splits,
+                  plugins=make_plugin_manager(extra_plugins=[("fake", FakePlugin())]))
     run.prepare()
     train, _ = run.split(0)
     extra = run.synthetic(0, train, _)
     index = {i: k for k, i in enumerate(train.ids)}
-    dup = run.arm_set("duplicate", train, extra, [index[s] for s in extra.sources])
+    dup = run.arm_set("duplicate", train, extra, [index[s[0]] for s in extra.sources])
     copies = dup.subset(range(len(train), len(dup)))
-    sources = torch.tensor([index[s] for s in extra.sources])
+    sources = torch.tensor([index[s[0]] for s in extra.sources])
     assert torch.equal(copies.images, train.images[sources])  # copies of the very sources
     assert torch.equal(copies.labels, train.labels[sources])
     assert not bool(copies.synthetic.any())
@@ -157,7 +189,7 @@ def test_carve_and_draw_are_per_class():
     g = torch.Generator().manual_seed(0)
     idx = draw_subset(data, 12, g)
     assert data.subset(idx).class_counts() == [4, 4, 4]
-    tr, va = carve_validation(data.subset(idx), 0.25, g)
+    tr, va = carve_validation(data.subset(idx), 0.25, seed=0)
     assert data.subset(idx).subset(va).class_counts() == [1, 1, 1] and len(tr) == 9
     few_b = [i for i in range(30) if i % 3 != 1 or i < 15]  # 10 a, 5 b, 10 c
     with pytest.raises(ConfigError, match="class 'b' has only 5 images, 8 needed"):
@@ -167,8 +199,8 @@ def test_carve_and_draw_are_per_class():
 def test_overlapping_validation_and_test_is_refused(tmp_path, fake_method):
     train = image_set(30, "train", 0)
     leaky = DataSplits(train, train.subset(range(3)), train.subset(range(3)))  # val == test
-    with pytest.raises(DataError, match="also a test image"):
-        run_compare(config(tmp_path, train_size=None), splits=leaky)
+    with pytest.raises(DataError, match="is both a training/validation and a test image"):
+        run_compare(config(tmp_path, train_size=None), splits=leaky, plugins=fake_method)
 
 
 # -- files -----------------------------------------------------------------------------------------
@@ -187,32 +219,61 @@ def test_results_files_have_the_expected_columns(finished):
     assert len(cells) == 10
     assert {"repeat", "arm", "train_size", "added", "f1", "accuracy", "auc", "member_seeds"} <= set(cells[0])
     md = (root / "results.md").read_text()
-    assert "| arm |" in md and ("Wilcoxon" in md or "permutation" in md)
-    assert "fake vs duplicate" in md and "classic+fake vs classic" in md
+    assert "| arm |" in md and "exact Wilcoxon signed-rank" in md and "Holm" in md
+    assert "fake vs duplicate | primary | macro-F1" in md and "classic+fake vs classic | primary" in md
+    # the report states the validation actually carved (1 of 8 per class: 3 of 24), from the cells
+    assert "21 per repeat after validation was carved: 3 validation images" in md
     assert json.loads((root / "config.json").read_text())["method"] == "fake"
 
 
 # -- significance ----------------------------------------------------------------------------------
 
 
-def test_sign_flip_permutation_test_on_known_inputs():
-    assert sign_flip_p([1, 2, 3, 4, 5]) == pytest.approx(2 / 32)
-    assert sign_flip_p([1, -2, 3, 4, 5]) == pytest.approx(6 / 32)
-    assert sign_flip_p([0, 0, 0]) == 1.0
-    assert sign_flip_p([0.5, -0.5]) == 1.0
+def cells_for(arm_values: dict[str, list[float]]) -> list[dict]:
+    return [{"repeat": r, "arm": arm, "train_size": 10, "added": 0, "f1": v, "accuracy": v, "auc": v}
+            for arm, values in arm_values.items() for r, v in enumerate(values)]
 
 
-def test_paired_test_wilcoxon_and_permutation_agree_on_known_inputs():
-    pytest.importorskip("scipy")
-    a, b = [0.9, 0.8, 0.95, 0.7, 0.86], [0.8, 0.82, 0.9, 0.66, 0.8]  # differences .1 -.02 .05 .04 .06
-    w = paired_test(a, b, "wilcoxon")
-    assert w["test"] == "Wilcoxon signed-rank" and w["n"] == 5 and w["delta"] == pytest.approx(0.046)
-    assert w["p"] == pytest.approx(4 / 32)  # W = 1 (-0.02 ranks lowest): 2 of 32 patterns each side
-    assert paired_test(a, b, "permutation")["p"] == pytest.approx(sign_flip_p([0.1, -0.02, 0.05, 0.04, 0.06]))
-    assert paired_test([1, 2, 3, 4, 5], [0] * 5, "wilcoxon")["p"] == pytest.approx(2 / 32)
-    assert paired_test([1, 2, 3, 4, 5], [0] * 5, "permutation")["p"] == pytest.approx(2 / 32)
-    assert paired_test(a, b)["test"] == "Wilcoxon signed-rank"  # auto: scipy is installed here
-    assert paired_test([1, 1], [1, 1], "wilcoxon")["p"] == 1.0
+def test_primary_comparisons_are_one_holm_family_and_the_rest_another():
+    up = [0.70, 0.72, 0.69, 0.75, 0.71, 0.73, 0.70]
+    cells = cells_for({"real": [v - 0.1 for v in up], "classic": [v - 0.05 for v in up], "fake": up,
+                       "classic+fake": up, "duplicate": [v - 0.1 + 0.001 * i for i, v in enumerate(up)]})
+    arms = ["real", "classic", "fake", "classic+fake", "duplicate"]
+    rows, comps = summarise_cells(cells, arms, "fake")
+    primary = [c for c in comps if c["family"] == "primary"]
+    assert sorted((c["arm"], c["baseline"]) for c in primary) == [
+        ("classic+fake", "classic"), ("fake", "duplicate"), ("fake", "real")]
+    assert all(c["metric"] == "f1" for c in primary)
+    # 7 repeats all one sign: raw p = 2/128; Holm over 3 primary comparisons triples the smallest
+    fake_real = next(c for c in primary if c["baseline"] == "real")
+    assert fake_real["p"] == pytest.approx(2 / 128) and fake_real["p_holm"] == pytest.approx(3 * 2 / 128)
+    assert fake_real["significant"] and fake_real["delta"] == pytest.approx(0.1)
+    secondary = [c for c in comps if c["family"] == "secondary"]
+    assert len(secondary) == len(comps) - 3
+    assert all(c["p_holm"] >= c["p"] for c in comps)
+    row = next(r for r in rows if r["arm"] == "fake")
+    assert row["f1_p_vs_real"] == fake_real["p_holm"] and row["f1_significant_vs_real"]
+
+
+def test_compare_detects_a_real_effect_and_not_a_copy(tmp_path, pm):
+    """Positive control: extra *real* images help, significantly. Negative control: a method whose
+    images are exact copies of its sources is indistinguishable from the duplicate arm."""
+    bank = learnable_set(400, size=16, seed=7, contrast=70, prefix="bank")
+    OracleMethod.bank = bank
+    splits = DataSplits(learnable_set(120, size=16, seed=8, contrast=70, prefix="train"),
+                        learnable_set(0, size=16, seed=9, prefix="val"),
+                        learnable_set(80, size=16, seed=10, contrast=70, prefix="test"))
+    ens = dict(classifier="garay_cnn_small", members=1, epochs=6, batch_size=16)
+    oracle = run_compare(CompareConfig(method="oracle", arms=["real", "method"], repeats=6, train_size=8,
+                                       val_fraction=0, synthetic_per_image=8, ensemble=ens,
+                                       out=str(tmp_path / "oracle")), splits=splits, plugins=pm)
+    gain = next(c for c in oracle.comparisons if c["family"] == "primary")
+    assert gain["delta"] > 0.05 and gain["significant"], gain
+    copy = run_compare(CompareConfig(method="copy", arms=["real", "method", "duplicate"], repeats=3, train_size=8,
+                                     val_fraction=0, synthetic_per_image=2, ensemble=ens,
+                                     out=str(tmp_path / "copy")), splits=splits, plugins=pm)
+    same = next(c for c in copy.comparisons if (c["arm"], c["baseline"], c["metric"]) == ("copy", "duplicate", "f1"))
+    assert same["delta"] == 0.0 and same["p"] == 1.0 and not same["significant"]
 
 
 # -- the classic transform -------------------------------------------------------------------------
@@ -259,9 +320,9 @@ def test_classic_config_errors():
 
 def test_resume_skips_finished_cells(tmp_path, splits, fake_method, monkeypatch):
     cfg = config(tmp_path, repeats=1)
-    run_compare(cfg, splits=splits)
+    run_compare(cfg, splits=splits, plugins=fake_method)
     (tmp_path / "run" / "repeats" / "r000" / "arms" / "classic" / "metrics.json").unlink()
-    import lagaug.core.compare as compare_module
+    import lagaug.core.compare.run as compare_module
 
     calls = []
     real_train = compare_module.train_ensemble
@@ -269,18 +330,18 @@ def test_resume_skips_finished_cells(tmp_path, splits, fake_method, monkeypatch)
     fits = []
     monkeypatch.setattr(FakeMethod, "fit", lambda self, *a, **k: fits.append(1) or {})
     with pytest.raises(ConfigError, match="--resume"):
-        run_compare(cfg, splits=splits)
-    result = run_compare(cfg, splits=splits, resume=True)
+        run_compare(cfg, splits=splits, plugins=fake_method)
+    result = run_compare(cfg, splits=splits, resume=True, plugins=fake_method)
     assert calls == ["repeat 0: classic"] and fits == []  # nothing else trained, no generator refit
     assert len(result.cells) == 5
     with pytest.raises(ConfigError, match="was started with repeats=1"):
-        run_compare(config(tmp_path, repeats=2), splits=splits, resume=True)
+        run_compare(config(tmp_path, repeats=2), splits=splits, resume=True, plugins=fake_method)
 
 
 def test_steps_budget_gives_every_arm_the_same_steps(tmp_path, splits, fake_method):
     result = run_compare(config(tmp_path, repeats=1, budget="steps",
                                 ensemble=dict(classifier="garay_cnn_small", members=1, epochs=2, batch_size=16)),
-                         splits=splits)
+                         splits=splits, plugins=fake_method)
     steps = {c["arm"]: c["epochs"] * math.ceil(c["train_size"] / 16) for c in result.cells}
     assert steps["real"] == steps["fake"] == 8 and steps["classic"] == steps["duplicate"] == 8
 
@@ -322,14 +383,14 @@ def test_garay_cnn_is_table_1_and_works_as_ensemble_classifier():
 def test_bad_options_give_one_line_errors(args, message, fake_method, tiny_npz, tmp_path):
     from click.testing import CliRunner
 
-    from lagaug.cli.main import cli
+    from lagaug.cli.main import make_cli
 
     base = ["compare", "--method", "fake", "--data", str(tiny_npz), "--quiet"]
     if "--resume" not in args:
         base += ["--out", str(tmp_path / "out")]
     if "--method" in args:
         base = base[:1] + base[3:]
-    result = CliRunner().invoke(cli, base + args)
+    result = CliRunner().invoke(make_cli(fake_method), base + args, obj=fake_method)
     assert result.exit_code == 1, result.output
     lines = [l for l in result.output.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.output
@@ -338,15 +399,15 @@ def test_bad_options_give_one_line_errors(args, message, fake_method, tiny_npz, 
 def test_cli_compare_runs_and_prints_the_table(fake_method, tiny_npz, tmp_path):
     from click.testing import CliRunner
 
-    from lagaug.cli.main import cli
+    from lagaug.cli.main import make_cli
 
     out = tmp_path / "cli-run"
-    result = CliRunner().invoke(cli, [
+    result = CliRunner().invoke(make_cli(fake_method), obj=fake_method, args=[
         "compare", "--method", "fake", "--data", str(tiny_npz), "--image-size", "16", "--quiet",
         "--arms", "real,method,duplicate", "--repeats", "2", "--classifier", "garay_cnn_small",
         "--epochs", "1", "--members", "1", "--synthetic-per-image", "0.5", "--out", str(out),
     ])
     assert result.exit_code == 0, result.output
-    assert "fake vs duplicate" in result.output and "macro-F1" in result.output
+    assert "fake vs duplicate: macro-F1" in result.output and "Holm-corrected" in result.output
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [r["arm"] for r in rows] == ["real", "fake", "duplicate"]

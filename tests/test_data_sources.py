@@ -13,7 +13,8 @@ from PIL import Image
 
 from lagaug.core.data import load_data, load_unlabeled
 from lagaug.core.data import sources
-from lagaug.core.data.sources import BadImageWarning, FolderPool, stratified_split
+from lagaug.core.data.sources import BadImageWarning, FolderPool
+from lagaug.core.data.splits import stratified_split
 from lagaug.core.data.synthetic import SyntheticPool
 from lagaug.core.errors import ConfigError, DataError
 
@@ -201,13 +202,14 @@ def test_npz_rgb_float_and_default_class_names(tmp_path):
     assert torch.equal(splits.test.images[:, 1], torch.from_numpy(_mnist_like(10, 4, 3, (8, 8))["x_test"]))
 
 
-def test_stratified_split_counts_and_floor_of_one():
-    labels = torch.tensor([0] * 50 + [1] * 10 + [2] * 2)
+def test_stratified_split_puts_every_class_in_every_part_it_can():
+    labels = torch.tensor([0] * 50 + [1] * 10 + [2] * 4 + [3] * 2 + [4])
     rest, val, test = stratified_split(labels, [0.2, 0.1], seed=0)
-    assert torch.bincount(labels[val], minlength=3).tolist() == [10, 2, 0]
-    assert torch.bincount(labels[test], minlength=3).tolist() == [5, 1, 0]
-    assert torch.bincount(labels[rest], minlength=3).tolist() == [35, 7, 2]
-    assert sorted(torch.cat([rest, val, test]).tolist()) == list(range(62))
+    # round half up, at least one per part while the class keeps one for training
+    assert torch.bincount(labels[val], minlength=5).tolist() == [10, 2, 1, 1, 0]
+    assert torch.bincount(labels[test], minlength=5).tolist() == [5, 1, 1, 0, 0]
+    assert torch.bincount(labels[rest], minlength=5).tolist() == [35, 7, 2, 1, 1]
+    assert sorted(torch.cat([rest, val, test]).tolist()) == list(range(len(labels)))
     tiny = stratified_split(torch.tensor([0, 0, 1]), [0.5, 0.5], seed=0)
     assert torch.bincount(torch.tensor([0, 0, 1])[tiny[0]], minlength=2).tolist()[1] == 1
     assert torch.equal(stratified_split(labels, [0.2], 1)[1], stratified_split(labels, [0.2], 1)[1])

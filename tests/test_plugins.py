@@ -9,9 +9,9 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_distribution
+from helpers import make_distribution
 from lagaug.core.errors import ConfigError, PluginError
-from lagaug.core.plugins import build_plugin_manager, get_plugin_manager
+from lagaug.core.plugins import make_plugin_manager
 
 
 def infos_by_name(pm):
@@ -19,16 +19,17 @@ def infos_by_name(pm):
 
 
 def test_builtins_load_through_entry_points(plugin_site):
-    pm = build_plugin_manager()
+    pm = make_plugin_manager()
     infos = infos_by_name(pm)
     assert {"core", "hardness", "vae", "vqvae2"} <= set(infos)
     assert infos["hardness"].distribution == "lagaug" and infos["hardness"].builtin
+    assert infos["vae"].builtin and infos["vqvae2"].hooks == ["lagaug_register_commands", "lagaug_register_methods"]
     assert infos["hardness"].hooks == ["lagaug_score", "lagaug_select"]
     assert "vae" in pm.method_names() and "vqvae2" in pm.method_names()
 
 
 def test_third_party_plugin_is_listed_with_distribution_hooks_and_methods(example_plugin):
-    info = infos_by_name(build_plugin_manager())["example"]
+    info = infos_by_name(make_plugin_manager())["example"]
     assert (info.distribution, info.version, info.builtin) == ("lagaug-example-plugin", "0.2.0", False)
     assert info.hooks == ["lagaug_iteration_end", "lagaug_register_methods"]
     assert info.methods == ["jitter"]
@@ -36,7 +37,7 @@ def test_third_party_plugin_is_listed_with_distribution_hooks_and_methods(exampl
 
 
 def test_method_classes_load_lazily_and_by_name(example_plugin):
-    pm = build_plugin_manager()
+    pm = make_plugin_manager()
     assert "lagaug_example_plugin.method" not in sys.modules
     cls = pm.get_method("jitter")
     assert cls.__name__ == "JitterMethod" and cls.name == "jitter"
@@ -44,7 +45,7 @@ def test_method_classes_load_lazily_and_by_name(example_plugin):
 
 def test_unknown_method_lists_the_available_ones(example_plugin):
     with pytest.raises(ConfigError, match=r"unknown method 'nope'; available methods: .*jitter.*vae"):
-        build_plugin_manager().get_method("nope")
+        make_plugin_manager().get_method("nope")
 
 
 BROKEN_IMPORT = "raise RuntimeError('boom at import')\n"
@@ -75,7 +76,7 @@ def lagaug_register_methods(register):
 ])
 def test_a_broken_plugin_is_reported_and_the_rest_keep_working(plugin_site, module, source, error):
     make_distribution(plugin_site, "broken-thing", "1.0", {"broken": module}, {module: source})
-    pm = build_plugin_manager()
+    pm = make_plugin_manager()
     info = infos_by_name(pm)["broken"]
     assert error in info.error
     assert info.hooks == [] and info.methods == []
@@ -84,7 +85,7 @@ def test_a_broken_plugin_is_reported_and_the_rest_keep_working(plugin_site, modu
 
 def test_two_methods_with_one_name_is_a_clear_error(plugin_site):
     make_distribution(plugin_site, "clash-plugin", "1.0", {"clash": "clash_mod"}, {"clash_mod": CLASH})
-    pm = build_plugin_manager()
+    pm = make_plugin_manager()
     msg = "method name 'vae' is registered twice: by plugin 'vae' and by plugin 'clash'"
     assert msg in infos_by_name(pm)["clash"].error
     with pytest.raises(PluginError, match=msg):
@@ -93,18 +94,23 @@ def test_two_methods_with_one_name_is_a_clear_error(plugin_site):
 
 def test_env_var_limits_third_party_plugins(example_plugin, monkeypatch):
     monkeypatch.setenv("LAGAUG_LOAD_PLUGINS", "")
-    assert "example" not in infos_by_name(build_plugin_manager())
-    assert "vae" in build_plugin_manager().method_names()  # built-ins always load
+    assert "example" not in infos_by_name(make_plugin_manager())
+    assert "vae" in make_plugin_manager().method_names()  # built-ins always load
     monkeypatch.setenv("LAGAUG_LOAD_PLUGINS", "lagaug-example-plugin")
-    assert "jitter" in build_plugin_manager().method_names()
+    assert "jitter" in make_plugin_manager().method_names()
     monkeypatch.setenv("LAGAUG_LOAD_PLUGINS", "example")
-    assert "jitter" in build_plugin_manager().method_names()
+    assert "jitter" in make_plugin_manager().method_names()
+
+
+def run_cli(args, pm=None):
+    from lagaug.cli.main import make_cli
+
+    pm = pm or make_plugin_manager()
+    return CliRunner().invoke(make_cli(pm), args, obj=pm)
 
 
 def test_list_plugins_json(example_plugin):
-    from lagaug.cli.main import cli
-
-    result = CliRunner().invoke(cli, ["list-plugins", "--json"])
+    result = run_cli(["list-plugins", "--json"])
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in json.loads(result.output)}
     assert rows["example"] == {
@@ -116,22 +122,47 @@ def test_list_plugins_json(example_plugin):
 def test_list_plugins_table_shows_errors(plugin_site):
     make_distribution(plugin_site, "broken-thing", "1.0", {"broken": "broken_import"},
                       {"broken_import": BROKEN_IMPORT})
-    from lagaug.cli.main import cli
-
-    result = CliRunner().invoke(cli, ["list-plugins"])
+    result = run_cli(["list-plugins"])
     assert result.exit_code == 0
     assert "broken" in result.output and "boom at import" in result.output
 
 
 def test_help_and_list_plugins_import_no_torch(example_plugin):
-    code = ("import sys\nfrom click.testing import CliRunner\nfrom lagaug.cli.main import cli\n"
-            "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0\n"
-            "r = CliRunner().invoke(cli, ['list-plugins']); assert r.exit_code == 0, r.output\n"
-            "assert 'jitter' in r.output\n"
+    code = ("import sys\nfrom lagaug.cli.main import main\n"
+            "for args in (['--help'], ['list-plugins']):\n"
+            "    try:\n        main(args)\n    except SystemExit as e:\n        assert e.code == 0, e.code\n"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert "jitter" in out.stdout and out.stdout.strip().splitlines()[-1] == "False"
 
 
-def test_process_wide_manager_is_cached(plugin_site):
-    assert get_plugin_manager() is get_plugin_manager()
+def test_nothing_builds_a_manager_at_import_and_each_call_gets_its_own(example_plugin):
+    code = ("import lagaug, lagaug.cli.main, lagaug.core.plugins as p, lagaug.core.generators\n"
+            "calls = []\norig = p.LagaugPluginManager.__init__\n"
+            "p.LagaugPluginManager.__init__ = lambda self: (calls.append(1), orig(self))[1]\n"
+            "import lagaug.core.loop, lagaug.core.compare\nprint(len(calls))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0"
+    assert make_plugin_manager() is not make_plugin_manager()
+
+
+UNMARKED = """
+def lagaug_register_methods(register):
+    register("x:Y", name="unmarked")
+"""
+
+
+def test_an_unmarked_function_is_not_a_hook_implementation(plugin_site):
+    make_distribution(plugin_site, "unmarked-plugin", "1.0", {"unmarked": "unmarked_mod"}, {"unmarked_mod": UNMARKED})
+    pm = make_plugin_manager()
+    assert "unmarked" not in pm.method_names()
+    assert infos_by_name(pm)["unmarked"].hooks == []
+
+
+def test_registration_goes_through_pluggy_and_is_traced(example_plugin, monkeypatch):
+    monkeypatch.setenv("LAGAUG_TRACE_PLUGINS", "1")
+    code = "from lagaug.core.plugins import make_plugin_manager\nmake_plugin_manager().hook.lagaug_iteration_end(iteration=0, metrics={}, added=0, run_dir='.')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "lagaug_iteration_end" in out.stderr and "iteration: 0" in out.stderr
+    # registration hooks are called through pluggy too, once per plugin with its own register
+    assert out.stderr.count("lagaug_register_methods [hook]") >= 3  # vae, vqvae2, example

@@ -176,18 +176,18 @@ def test_encode_resample_decode_shapes_sources_and_labels(fitted, train):
     ctx = stage_ctx(3, variants=4)
     lat = fitted.encode(x, soft, ctx)
     assert set(lat.codes) == {"mu", "logvar"} and lat.codes["mu"].shape == (6, 3)
-    assert torch.equal(lat.source, torch.arange(6)) and torch.equal(lat.soft, soft)
+    assert torch.equal(lat.source, torch.arange(6)[:, None]) and torch.equal(lat.soft, soft)
 
     new = fitted.resample(lat, ctx)
     assert len(new) == 24 and new.codes["z"].shape == (24, 3)
-    assert torch.equal(new.source, torch.arange(6).repeat_interleave(4))
+    assert torch.equal(new.source, torch.arange(6).repeat_interleave(4)[:, None])
     assert new.info["sampling"] == "posterior"
 
     out = fitted.decode(new, ctx)
     assert out.images.shape == (24, 1, SIZE, SIZE) and out.images.dtype == torch.float32
     assert 0 <= out.images.min() and out.images.max() <= 1
     assert torch.equal(out.source, new.source)
-    assert torch.equal(out.soft, soft[out.source])  # one-hot of the source image's class
+    assert torch.equal(out.soft, soft[out.primary])  # one-hot of the source image's class
     dist = out.metrics["latent_distance"]
     assert dist.shape == (24,) and torch.allclose(dist, (new.codes["z"] - new.codes["mu"]).norm(dim=1))
 
@@ -376,12 +376,12 @@ def test_plugin_registers_lazily_without_importing_torch():
 def test_the_registry_finds_the_method_by_name(monkeypatch):
     from importlib.metadata import entry_points
 
-    from lagaug.core.plugins import build_plugin_manager
+    from lagaug.core.plugins import make_plugin_manager
 
     if not any(ep.name == "vae" for ep in entry_points(group="lagaug")):
         pytest.skip("lagaug is not installed (no entry points to discover)")
     monkeypatch.delenv("LAGAUG_LOAD_PLUGINS", raising=False)
-    assert build_plugin_manager().get_method("vae") is VAEMethod
+    assert make_plugin_manager().get_method("vae") is VAEMethod
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

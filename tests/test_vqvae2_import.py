@@ -1,6 +1,6 @@
 """Import of rosinality/vq-vae-2-pytorch checkpoints.
 
-The files here are built from a key template written from shared/compat (names, nesting, shapes;
+The files here are built from a key template written from the reference format (docs/compat.md) (names, nesting, shapes;
 scaled down), not from lagaug's modules, and the imported generator is checked against a direct
 functional computation from the raw tensors."""
 
@@ -106,7 +106,7 @@ def digest(shapes: dict[str, tuple]) -> tuple[int, str]:
 
 
 def test_templates_are_the_reference_keys_file():
-    """At default sizes the templates give exactly shared/compat/rosinality-vqvae2-keys.txt."""
+    """At default sizes the templates give exactly the reference key lists (docs/compat.md)."""
     assert digest(vqvae_shapes()) == (64, "916d0bd947c8e5b3")
     assert digest(pixelsnail_shapes([32, 32])) == (226, "b0faeec6397708f9")
     assert digest(pixelsnail_shapes([64, 64], attention=False, n_cond=3, cond_ch=256)) == (
@@ -199,7 +199,7 @@ def vq_decode(S, id_t, id_b, n_res):
 
 
 def snail_logits(S, codes, top, k, n_block, n_res, attention, n_cond, n_out, n_class=32):
-    """PixelSNAIL as shared/compat/README.md describes it, with the causal mask re-applied."""
+    """PixelSNAIL as docs/compat.md describes it, with the causal mask re-applied."""
 
     def weight(name, causal=False):
         v = S[f"{name}.weight_v"].clone()

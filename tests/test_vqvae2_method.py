@@ -70,7 +70,7 @@ def test_resample_keeps_structure_and_changes_detail(fitted):
     assert latents.codes["top"].shape == (8, 4, 4) and latents.codes["bottom"].shape == (8, 8, 8)
     new = method.resample(latents, ctx(1, variants=2))
     assert torch.equal(new.codes["top"], latents.codes["top"].repeat_interleave(2, 0))
-    assert torch.equal(new.source, torch.arange(8).repeat_interleave(2))
+    assert torch.equal(new.source, torch.arange(8).repeat_interleave(2)[:, None])
     out = method.decode(new, ctx())
     assert out.images.shape == (16, 1, 32, 32) and 0 <= out.images.min() and out.images.max() <= 1
     for key in ("structure_error", "detail_change", "codes_changed"):

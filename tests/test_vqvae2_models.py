@@ -15,7 +15,7 @@ from lagaug.plugins.vqvae2.training import (
 from lagaug.plugins.vqvae2.vqvae import Quantizer, VQVAE2, perplexity
 
 # sha256 (first 16 hex) of the sorted "key (shape)" lines of the reference's three default models,
-# computed from shared/compat/rosinality-vqvae2-keys.txt: key names, nesting and shapes must match.
+# computed from the reference key lists (docs/compat.md): key names, nesting and shapes must match.
 REFERENCE = {
     "vqvae": (64, "916d0bd947c8e5b3", 1388867),
     "top": (226, "b0faeec6397708f9", 84873280),

@@ -6,22 +6,22 @@ from pathlib import Path
 
 import click
 
-from lagaug.cli.main import cli, common_run_options, friendly_errors, set_option
+from lagaug.cli.main import common_run_options, friendly_errors, pass_plugins, set_option
 
 
-@cli.command("list-plugins")
+@click.command("list-plugins")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_plugins
 @friendly_errors
-def list_plugins(as_json: bool) -> None:
+def list_plugins(plugins, as_json: bool) -> None:
     """Show every plugin: distribution, version, hooks, methods, and load errors."""
     from lagaug.cli import render
-    from lagaug.core.plugins import get_plugin_manager
 
-    infos = get_plugin_manager().plugin_infos()
+    infos = plugins.plugin_infos()
     render.plugins_json(infos) if as_json else render.plugins_table(infos)
 
 
-@cli.command()
+@click.command()
 @click.option("--method", required=True, help="Generator method (see `lagaug list-plugins`).")
 @click.option("--hard-k", default=2, show_default=True, type=int, help="Hard images augmented per iteration.")
 @click.option("--iterations", default=2, show_default=True, type=int, help="Augmentation rounds after the baseline.")
@@ -38,9 +38,10 @@ def list_plugins(as_json: bool) -> None:
 @set_option
 @click.option("--out", default=None, metavar="DIR", help="Run directory [lagaug-runs/METHOD-TIME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out; finished work is not redone.")
+@pass_plugins
 @friendly_errors
-def augment(method, hard_k, iterations, variants, data, unlabeled, image_size, seed, device, bad_images,
-            quiet, classes, include_synthetic, ensemble, epochs, classifier, preset, generator, overrides,
+def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, image_size, seed, split_seed, device,
+            bad_images, quiet, classes, include_synthetic, ensemble, epochs, classifier, preset, generator, overrides,
             out, resume) -> None:
     """Run the iterative hard-sample loop and report the metric per iteration."""
     import time
@@ -58,21 +59,24 @@ def augment(method, hard_k, iterations, variants, data, unlabeled, image_size, s
     config = AugmentConfig(
         method=method, hard_k=hard_k, iterations=iterations, variants=variants, data=data,
         unlabeled=unlabeled, classes=list(classes) or None, include_synthetic=include_synthetic,
-        image_size=image_size, seed=seed, preset=preset, ensemble=ensemble, epochs=epochs,
+        image_size=image_size, seed=seed, split_seed=split_seed, preset=preset, ensemble=ensemble, epochs=epochs,
         classifier=classifier, generator=generator, set=parse_overrides(overrides), device=device,
         out=out, bad_images=bad_images,
     )
-    result = run_augment(config, Progress(quiet=quiet, console=render.console(stderr=True)), resume=resume)
+    progress = Progress(quiet=quiet, console=render.console(stderr=True))
+    result = run_augment(config, progress, resume=resume, plugins=plugins)
     render.summary_table(result.rows, result.run_dir)
 
 
-@cli.command()
+@click.command()
 @click.option("--method", required=True, help="Generator method (see `lagaug list-plugins`).")
 @common_run_options
 @set_option
 @click.option("--out", required=True, metavar="DIR", help="Where to save the generator (JSON + safetensors).")
+@pass_plugins
 @friendly_errors
-def fit(method, data, unlabeled, image_size, seed, device, bad_images, quiet, overrides, out) -> None:
+def fit(plugins, method, data, unlabeled, image_size, seed, split_seed, device, bad_images, quiet, overrides,
+        out) -> None:
     """Train a generator alone and save it."""
     from lagaug.cli import render
     from lagaug.core.config import parse_overrides
@@ -85,27 +89,33 @@ def fit(method, data, unlabeled, image_size, seed, device, bad_images, quiet, ov
     if (Path(out) / GENERATOR_JSON).exists():
         raise ConfigError(f"--out {out}: a generator is already saved there; choose another --out")
     progress = Progress(quiet=quiet, console=render.console(stderr=True))
-    splits = load_data(data, image_size=image_size, seed=seed, unlabeled=unlabeled,
+    plugins.get_method(method)  # an unknown method fails before the data is read
+    splits = load_data(data, image_size=image_size, seed=split_seed, unlabeled=unlabeled,
                        bad_images=bad_images, progress=progress)
     gen = fit_generator(method, splits, overrides=parse_overrides(overrides), seed=seed, device=device,
-                        progress=progress, out=out)
+                        progress=progress, out=out, plugins=plugins)
     click.echo(f"saved {gen.name} generator to {out}")
 
 
-@cli.command()
+@click.command()
 @click.option("--generator", "generator_dir", required=True, metavar="DIR", help="A saved generator.")
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--label", default=None, help="Class name of the images [first class].")
+@click.option("--label", default=None,
+              help="Class name of the images [each image's parent folder name, when that is a class].")
 @click.option("--variants", default=4, show_default=True, type=int, help="New images per input image.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="cpu", show_default=True)
 @set_option
 @click.option("--out", required=True, metavar="DIR", help="Folder for the PNGs and manifest.jsonl.")
 @click.option("--quiet", is_flag=True)
+@pass_plugins
 @friendly_errors
-def sample(generator_dir, images, label, variants, seed, device, overrides, out, quiet) -> None:
+def sample(plugins, generator_dir, images, label, variants, seed, device, overrides, out, quiet) -> None:
     """encode -> resample -> decode IMAGES with a saved generator; write PNGs."""
     from lagaug.cli.sampling import run_sample
 
-    n = run_sample(generator_dir, images, label, variants, seed, device, overrides, out, quiet)
+    n = run_sample(plugins, generator_dir, images, label, variants, seed, device, overrides, out, quiet)
     click.echo(f"wrote {n} images to {out}")
+
+
+COMMANDS = (list_plugins, augment, fit, sample)

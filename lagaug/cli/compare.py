@@ -8,49 +8,49 @@ from pathlib import Path
 
 import click
 
-from lagaug.cli.main import cli, common_run_options, friendly_errors, set_option
-
-
-def _pm(mean: float, half: float) -> str:
-    return "n/a" if mean != mean else f"{100 * mean:.2f} ± {100 * half:.2f}"
+from lagaug.cli.main import common_run_options, friendly_errors, pass_plugins, set_option
 
 
 def results_table(result) -> None:
-    """Print the per-arm table and the comparisons with rich."""
+    """Print the per-arm table and the primary comparisons with rich."""
     from rich.table import Table
 
     from lagaug.cli.render import console
-    from lagaug.core.compare import METRIC_NAMES, REAL, p_text, smallest_p
+    from lagaug.core.compare import METRIC_NAMES, REAL, p_text, pct
+    from lagaug.core.compare.report import signed_pct
 
     cfg, rows = result.config, result.rows
     n = max((r["repeats"] for r in rows), default=0)
     table = Table(title=f"lagaug compare — {cfg.method} — {result.run_dir}")
-    for col in ("arm", "train images", "added", "macro-F1 %", "accuracy %", "AUC %", "Δ F1 vs real", "p vs real"):
+    for col in ("arm", "train images", "added", "macro-F1 %", "accuracy %", "AUC %", "Δ F1 vs real",
+                "p vs real (Holm)"):
         table.add_column(col, justify="left" if col == "arm" else "right")
     for r in rows:
         base = r["arm"] == REAL
         delta = "—" if base else f"{100 * r['f1_delta_vs_real']:+.2f}"
         style = "green" if r.get("f1_significant_vs_real") and r["f1_delta_vs_real"] > 0 else (
             "red" if r.get("f1_significant_vs_real") else None)
-        table.add_row(r["arm"], f"{r['train_size']:.0f}", f"{r['added']:.0f}", _pm(r["f1_mean"], r["f1_ci"]),
-                      _pm(r["accuracy_mean"], r["accuracy_ci"]), _pm(r["auc_mean"], r["auc_ci"]),
+        table.add_row(r["arm"], f"{r['train_size']:.0f}", f"{r['added']:.0f}", pct(r["f1_mean"], r["f1_ci"]),
+                      pct(r["accuracy_mean"], r["accuracy_ci"]), pct(r["auc_mean"], r["auc_ci"]),
                       delta, "—" if base else p_text(r["f1_p_vs_real"], cfg.alpha), style=style)
     out = console()
     out.print(table)
     for c in result.comparisons:
-        if c["baseline"] != REAL and c["metric"] == "f1":
+        if c["family"] == "primary":
             verdict = "significant" if c["significant"] else "not significant"
-            out.print(f"{c['arm']} vs {c['baseline']}: {METRIC_NAMES['f1']} {100 * c['delta']:+.2f} points, "
-                      f"p = {c['p']:.3g} ({verdict})")
+            out.print(f"{c['arm']} vs {c['baseline']}: {METRIC_NAMES[c['metric']]} "
+                      f"{signed_pct(c['delta'], c['delta_ci'])} points, p = {c['p']:.3g}, "
+                      f"Holm-corrected {c['p_holm']:.3g} ({verdict})")
     test = next((c["test"] for c in result.comparisons), "paired")
-    out.print(f"mean ± 95% CI over {n} repeats; p: paired {test} test, * = p < {cfg.alpha} "
-              f"(smallest possible with {n} repeats: {smallest_p(n):.3g})")
+    min_p = min((c["min_p"] for c in result.comparisons), default=1.0)
+    out.print(f"mean ± 95% CI over {n} repeats; p: paired {test} test, Holm-corrected; * = corrected p < "
+              f"{cfg.alpha} (smallest p these repeats allow: {min_p:.3g})")
     root = result.run_dir
     out.print(f"table: {root}/results.md · csv: {root}/results.csv · plot: {root}/results.png · "
               f"per repeat: {root}/cells.jsonl")
 
 
-@cli.command()
+@click.command()
 @click.option("--method", required=True, help="Generator method of the METHOD arms (see `lagaug list-plugins`).")
 @click.option("--arms", default=None, metavar="A,B,...",
               help="Arms to run: real, classic, METHOD, classic+METHOD, duplicate ('method' stands for "
@@ -83,15 +83,16 @@ def results_table(result) -> None:
 @click.option("--generator-val/--no-generator-val", default=True, show_default=True,
               help="Let the generator early-stop on the validation images, or fit it for its full length.")
 @click.option("--alpha", default=0.05, show_default=True, type=float, help="Significance level.")
-@click.option("--test", "test_name", default="auto", show_default=True,
-              type=click.Choice(["auto", "wilcoxon", "permutation"]),
-              help="Paired test; auto = Wilcoxon signed-rank with scipy, else exact sign-flip permutation.")
+@click.option("--test", "test_name", default="wilcoxon", show_default=True,
+              type=click.Choice(["wilcoxon", "permutation"]),
+              help="Paired test over repeats: exact Wilcoxon signed-rank, or sign-flip permutation on the mean.")
 @click.option("--keep-checkpoints", is_flag=True, help="Keep the classifiers of finished cells.")
 @click.option("--out", default=None, metavar="DIR", help="Run directory [lagaug-runs/compare-METHOD-TIME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out; finished cells are not redone.")
+@pass_plugins
 @friendly_errors
-def compare(method, arms, repeats, train_size, proportional, val_fraction, test_size, synthetic_per_image,
-            classic_overrides, data, unlabeled, image_size, seed, device, bad_images, quiet, classifier, epochs,
+def compare(plugins, method, arms, repeats, train_size, proportional, val_fraction, test_size, synthetic_per_image,
+            classic_overrides, data, unlabeled, image_size, seed, split_seed, device, bad_images, quiet, classifier, epochs,
             members, batch_size, lr, budget, classifier_overrides, preset, overrides, generator_val, alpha, test_name, keep_checkpoints,
             out, resume) -> None:
     """Train classifiers side by side on real, classic, synthetic (METHOD), classic+METHOD and
@@ -119,8 +120,9 @@ def compare(method, arms, repeats, train_size, proportional, val_fraction, test_
         data=data, unlabeled=unlabeled, image_size=image_size, repeats=repeats, train_size=train_size,
         balanced=not proportional, val_fraction=val_fraction, test_size=test_size,
         synthetic_per_image=synthetic_per_image, classic=parse_overrides(classic_overrides), preset=preset,
-        ensemble=ensemble, budget=budget, set=parse_overrides(overrides), generator_val=generator_val, alpha=alpha, test=test_name, seed=seed,
+        ensemble=ensemble, budget=budget, set=parse_overrides(overrides), generator_val=generator_val, alpha=alpha, test=test_name, seed=seed, split_seed=split_seed,
         device=device, out=out, bad_images=bad_images, keep_checkpoints=keep_checkpoints,
     )
-    result = run_compare(config, Progress(quiet=quiet, console=render.console(stderr=True)), resume=resume)
+    progress = Progress(quiet=quiet, console=render.console(stderr=True))
+    result = run_compare(config, progress, resume=resume, plugins=plugins)
     results_table(result)

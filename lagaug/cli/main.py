@@ -1,4 +1,9 @@
-"""The ``lagaug`` click application. Heavy modules (torch) are imported inside the commands."""
+"""The ``lagaug`` click application. Heavy modules (torch) are imported inside the commands.
+
+:func:`main` builds the plugin manager once, builds the command group with the plugins' commands,
+and hands the manager to every command through click's context object (``ctx.obj``). Nothing is
+built when this module is imported.
+"""
 
 from __future__ import annotations
 
@@ -46,7 +51,10 @@ def common_run_options(func):
         click.option("--unlabeled", default=None, metavar="SRC",
                      help="Unlabelled images for generator pre-training (folder, .npz or 'default')."),
         click.option("--image-size", default=32, show_default=True, type=int, help="Images are resized to SxS."),
-        click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same data: same results."),
+        click.option("--seed", default=0, show_default=True, type=int,
+                     help="Seed of every random choice (models, sampling): same seed, same data, same results."),
+        click.option("--split-seed", default=0, show_default=True, type=int,
+                     help="Seed of the validation/test split carved from the data (never moves with --seed)."),
         click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N, mps or auto."),
         click.option("--bad-images", type=click.Choice(["warn", "error"]), default="warn", show_default=True,
                      help="Unreadable image files: skip with a warning, or stop."),
@@ -57,32 +65,33 @@ def common_run_options(func):
     return func
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="lagaug")
-def cli() -> None:
-    """lagaug: synthesize hard training images through a generator's latent space, and measure
-    whether they help your classifier."""
+pass_plugins = click.pass_obj
+"""Decorator: the command receives the plugin manager :func:`main` built as its first argument."""
 
 
-from lagaug.cli import commands, compare  # noqa: E402,F401  (registers the built-in commands)
+def make_cli(plugins) -> click.Group:
+    """The ``lagaug`` command group: the built-in commands plus those ``plugins`` add."""
+    from lagaug.cli import commands, compare
+
+    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(__version__, prog_name="lagaug")
+    def cli() -> None:
+        """lagaug: synthesize hard training images through a generator's latent space, and measure
+        whether they help your classifier."""
+
+    for command in (*commands.COMMANDS, compare.compare):
+        cli.add_command(command)
+    plugins.add_commands(cli, warn=lambda message: click.echo(f"warning: {message}", err=True))
+    return cli
 
 
-def _add_plugin_commands() -> None:
-    from lagaug.core.plugins import get_plugin_manager
+def main(args: list[str] | None = None, plugins=None, standalone_mode: bool = True):
+    """Run the ``lagaug`` command line with ``plugins`` (default: a new plugin manager)."""
+    from lagaug.core.plugins import make_plugin_manager
 
     try:
-        pm = get_plugin_manager()
-        for impl in pm.hook.lagaug_register_commands.get_hookimpls():
-            try:
-                impl.function(cli=cli)
-            except Exception as exc:  # a broken plugin never takes the CLI down
-                click.echo(f"warning: plugin {impl.plugin_name!r} failed to add commands: {exc}", err=True)
+        pm = plugins if plugins is not None else make_plugin_manager()
     except LagaugError as exc:
-        click.echo(f"warning: {exc}", err=True)
-
-
-_add_plugin_commands()
-
-
-def main() -> None:
-    cli()
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    return make_cli(pm).main(args=args, obj=pm, prog_name="lagaug", standalone_mode=standalone_mode)

@@ -91,3 +91,14 @@ def apply_overrides(config: C, overrides: Mapping[str, Any], *, source: str = "-
     """A copy of ``config`` with ``overrides`` applied (unknown keys list the valid ones)."""
     merged = {**dataclasses.asdict(config), **overrides}
     return config_from_dict(type(config), merged, source=source)
+
+
+def resolve_options(config: C, overrides: Mapping[str, Any], *, source: str = "--set") -> tuple[C, dict[str, Any]]:
+    """The one way ``--set`` values become typed: ``(config with them applied, {key: typed value})``.
+
+    ``augment``, ``compare``, ``fit`` and ``sample`` all go through here, so a stage sees the same
+    typed option (``False``, not ``"false"``) whichever command ran it. Unknown keys list the
+    valid ones; a bad value names the key.
+    """
+    resolved = apply_overrides(config, overrides, source=source)
+    return resolved, {key: getattr(resolved, key) for key in overrides}

@@ -28,7 +28,9 @@ def lagaug_register_methods(register):
         :class:`lagaug.GeneratorMethod` with a unique ``name``. Registering a second class under a
         name already taken is an error (:class:`lagaug.PluginError`) naming both plugins.
 
-    Called once when the plugin manager is built. Return value ignored.
+    Called once per plugin when the plugin manager is built, each plugin with its own
+    ``register`` (so an error names the plugin). Only functions marked with
+    ``@lagaug.hookimpl`` are hook implementations. Return value ignored.
     """
 
 
@@ -40,6 +42,7 @@ def lagaug_register_commands(cli):
         ``@cli.command()``. Keep heavy imports (torch) inside the command functions so that
         ``lagaug --help`` stays fast.
 
+    Called once per plugin when the CLI is built; a plugin that raises is reported and left out.
     Return value ignored.
     """
 
@@ -55,7 +58,7 @@ def lagaug_encode(method, images, soft, context):
     :return: a :class:`lagaug.Latents`, or ``None`` to leave the stage to the next implementation.
 
     ``firstresult``: the first non-``None`` result is used; the default delegates to
-    ``method.encode``.
+    ``method.encode``. Every implementation returning ``None`` is a :class:`lagaug.PluginError`.
     """
 
 
@@ -89,9 +92,11 @@ def lagaug_decode(method, latents, context):
 
 
 @hookspec(firstresult=True)
-def lagaug_score(ensemble, dataset, context):
+def lagaug_score(method, ensemble, dataset, context):
     """Score how hard every training image is for the classifier ensemble.
 
+    :param method: the :class:`lagaug.GeneratorMethod` the run uses (an override may apply to one
+        method only and return ``None`` for the others).
     :param ensemble: the trained :class:`lagaug.core.ensemble.Ensemble` of this iteration.
     :param dataset: the current training :class:`lagaug.ImageSet` (real and synthetic images).
     :param context: the :class:`lagaug.StageContext`.
@@ -104,9 +109,10 @@ def lagaug_score(ensemble, dataset, context):
 
 
 @hookspec(firstresult=True)
-def lagaug_select(scores, dataset, k, classes, include_synthetic, context):
+def lagaug_select(method, scores, dataset, k, classes, include_synthetic, context):
     """Choose the images to augment.
 
+    :param method: the :class:`lagaug.GeneratorMethod` the run uses.
     :param scores: float32 tensor ``(N,)`` from ``lagaug_score`` (lower = harder).
     :param dataset: the current training :class:`lagaug.ImageSet`.
     :param k: how many images to choose.

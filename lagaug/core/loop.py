@@ -5,6 +5,9 @@ the test split, score every training image; then, unless it is the last iteratio
 ``hard_k`` hardest, synthesize ``variants`` images from each through the generator, and add them:
 they join the training set of iteration ``i + 1``. Iteration 0 is the baseline.
 
+The members of every iteration's ensemble use the same seeds, so each iteration's change against
+the baseline is paired member by member (``auc_delta`` with its interval).
+
 Everything is recorded in the run directory (:mod:`lagaug.core.rundir`); a killed run resumes with
 ``resume=True`` and redoes nothing that finished.
 """
@@ -12,29 +15,33 @@ Everything is recorded in the run directory (:mod:`lagaug.core.rundir`); a kille
 from __future__ import annotations
 
 import dataclasses
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lagaug.core.data.dataset import ImageSet
+from lagaug.core.data.dataset import DataSplits, ImageSet
 from lagaug.core.ensemble import EnsembleConfig, check_classifier_name, preset, train_ensemble
-from lagaug.core.errors import ConfigError
-from lagaug.core.generators import (
-    derive_seed, fit_generator, load_generator, resolve_device, stage_generator, synthesize,
-)
-from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext, Synthesis
-from lagaug.core.plugins import get_plugin_manager
+from lagaug.core.errors import CheckpointError, ConfigError
+from lagaug.core.generators import fit_generator, load_generator, method_config, synthesize
+from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext, Synthesis, read_generator_meta
+from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
 from lagaug.core.progress import Progress
 from lagaug.core.rundir import RunDir
-from lagaug.core.store import save_png
+from lagaug.core.runtime import derive_seed, resolve_device, stage_generator
+from lagaug.core.stats import paired_difference
+from lagaug.core.synthstore import read_synthetic, write_synthetic
 
 
 @dataclass
 class AugmentConfig:
-    """Everything ``lagaug augment`` is told. Saved as the run's ``config.json``."""
+    """Everything ``lagaug augment`` is told. Saved as the run's ``config.json``.
+
+    ``seed`` drives every random choice of the run (classifier and generator initialisation,
+    sampling); ``split_seed`` only how validation/test images are carved from the data (and the
+    embedded data itself), so changing ``seed`` never moves the test split.
+    """
 
     method: str
     hard_k: int = 2
@@ -46,6 +53,7 @@ class AugmentConfig:
     include_synthetic: bool = False
     image_size: int = 32
     seed: int = 0
+    split_seed: int = 0
     preset: str = "cpu"
     ensemble: int | None = None
     epochs: int | None = None
@@ -63,7 +71,8 @@ class AugmentConfig:
 
     def validate(self) -> None:
         for name, value, low in (("--hard-k", self.hard_k, 1), ("--iterations", self.iterations, 0),
-                                 ("--variants", self.variants, 1), ("--image-size", self.image_size, 8)):
+                                 ("--variants", self.variants, 1), ("--image-size", self.image_size, 8),
+                                 ("--seed", self.seed, 0), ("--split-seed", self.split_seed, 0)):
             if value < low:
                 raise ConfigError(f"{name} must be at least {low}, got {value}")
         if self.ensemble is not None and self.ensemble < 1:
@@ -77,6 +86,7 @@ class AugmentResult:
     run_dir: Path
     rows: list[dict]
     generator: GeneratorMethod | None = None
+    data: dict | None = None
 
 
 def resolve_classes(names: list[str] | None, class_names: list[str]) -> list[int] | None:
@@ -94,51 +104,8 @@ def resolve_classes(names: list[str] | None, class_names: list[str]) -> list[int
     return out
 
 
-def load_png(path: Path, channels: int) -> torch.Tensor:
-    """A PNG written by the run, as uint8 ``(C, H, W)``."""
-    import numpy as np
-    from PIL import Image
-
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("L" if channels == 1 else "RGB"))
-    t = torch.from_numpy(arr.copy())
-    return t[None] if channels == 1 else t.permute(2, 0, 1)
-
-
-def synthetic_set_from_manifest(run: RunDir, lines: list[dict], like: ImageSet) -> ImageSet | None:
-    """Rebuild the synthetic images of one batch from its PNGs and manifest lines (None if empty)."""
-    if not lines:
-        return None
-    images = torch.stack([load_png(run.root / l["file"], like.channels) for l in lines])
-    return ImageSet(
-        images=images,
-        labels=torch.tensor([l["label_index"] for l in lines]),
-        class_names=like.class_names,
-        ids=[l["id"] for l in lines],
-        soft=torch.tensor([l["soft"] for l in lines], dtype=torch.float32),
-        synthetic=torch.ones(len(lines), dtype=torch.bool),
-        sources=[l["source"] for l in lines],
-    )
-
-
-def scores_csv(data: ImageSet, scores: torch.Tensor) -> str:
-    buf = io.StringIO()
-    buf.write("id,label,synthetic,score\n")
-    for i in range(len(data)):
-        buf.write(f"{data.ids[i]},{data.class_names[data.labels[i]]},{int(data.synthetic[i])},{scores[i]:.6f}\n")
-    return buf.getvalue()
-
-
-def read_scores(run: RunDir, it: int) -> torch.Tensor:
-    lines = (run.iteration_dir(it) / "scores.csv").read_text().splitlines()[1:]
-    return torch.tensor([float(l.rsplit(",", 1)[1]) for l in lines])
-
-
 def check_generator_dir(directory: str, method: str, train: ImageSet) -> None:
     """Fail before any work when a saved generator does not fit this run."""
-    from lagaug.core.errors import CheckpointError
-    from lagaug.core.method import read_generator_meta
-
     meta = read_generator_meta(directory)
     if meta["method"] != method:
         raise CheckpointError(
@@ -159,15 +126,17 @@ def check_generator_dir(directory: str, method: str, train: ImageSet) -> None:
 class Loop:
     """One run of the hard-sample loop; see the module docstring."""
 
-    def __init__(self, config: AugmentConfig, progress: Progress | None = None, resume: bool = False):
+    def __init__(self, config: AugmentConfig, progress: Progress | None = None, resume: bool = False,
+                 plugins: LagaugPluginManager | None = None):
         config.validate()
         self.cfg = config
         self.progress = progress or Progress(quiet=True)
         self.resume = resume
         self.run = RunDir(config.out)
-        self.pm = get_plugin_manager()
+        self.pm = plugins_or_default(plugins)
         self.device = resolve_device(config.device)
         self.ens_cfg = config.ensemble_config()
+        self.hardness: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # it -> (scores, mean probs)
 
     # -- set-up --------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -176,95 +145,103 @@ class Loop:
         cfg = self.cfg
         method_cls = self.pm.get_method(cfg.method)  # unknown method: fails before any work
         check_classifier_name(self.ens_cfg.classifier)
-        from lagaug.core.config import apply_overrides
-
-        apply_overrides(method_cls.default_config(), cfg.set, source=f"--set (method {cfg.method})")
-        self.splits = load_data(cfg.data, image_size=cfg.image_size, seed=cfg.seed,
-                                unlabeled=cfg.unlabeled, bad_images=cfg.bad_images, progress=self.progress)
+        _, self.options = method_config(method_cls, cfg.set)
+        self.splits: DataSplits = load_data(
+            cfg.data, image_size=cfg.image_size, seed=cfg.split_seed, unlabeled=cfg.unlabeled,
+            bad_images=cfg.bad_images, progress=self.progress)
         train = self.splits.train
         method_cls.check_image_shape((train.channels, *train.image_size))
         self.classes = resolve_classes(cfg.classes, train.class_names)
         if cfg.generator:
             check_generator_dir(cfg.generator, cfg.method, train)
         self.run.start(dataclasses.asdict(cfg), self.resume)
+        self.run.write_data_summary(self.splits.summary())
 
     def generator(self) -> GeneratorMethod:
         cfg = self.cfg
         if cfg.generator:
-            return load_generator(cfg.generator, expect_method=cfg.method)
+            return load_generator(cfg.generator, expect_method=cfg.method, plugins=self.pm)
         if (self.run.generator_dir / GENERATOR_JSON).exists():
-            return load_generator(self.run.generator_dir, expect_method=cfg.method)
-        return fit_generator(cfg.method, self.splits, overrides=cfg.set, seed=cfg.seed,
-                             device=self.device, progress=self.progress, out=self.run.generator_dir)
+            return load_generator(self.run.generator_dir, expect_method=cfg.method, plugins=self.pm)
+        return fit_generator(cfg.method, self.splits, overrides=cfg.set, seed=cfg.seed, device=self.device,
+                             progress=self.progress, out=self.run.generator_dir, plugins=self.pm)
 
     # -- one iteration -------------------------------------------------------------------------
-    def evaluate(self, it: int, train: ImageSet, added: int) -> dict:
+    def evaluate(self, it: int, train: ImageSet, added: int, method: GeneratorMethod) -> dict:
         """Train and evaluate the ensemble of iteration ``it`` and score the training set."""
-        ctx = self.stage_context(it)
         ensemble = train_ensemble(
-            train, self.splits.val, self.ens_cfg, stage_generator(self.cfg.seed, "ensemble", it),
+            train, self.splits.val, self.ens_cfg, stage_generator(self.cfg.seed, "ensemble"),
             device=self.device, progress=self.progress, checkpoint_dir=self.run.iteration_dir(it) / "ensemble",
             label=f"iteration {it}: ensemble",
         )
         result = ensemble.evaluate(self.splits.test)
-        scores = None
-        if it < self.cfg.iterations:
-            scores = self.pm.hook.lagaug_score(ensemble=ensemble, dataset=train, context=ctx)
         metrics = {
             "iteration": it, "train_size": len(train), "synthetic_total": int(train.synthetic.sum()),
             "added": added, **{k: v for k, v in result.items() if k != "per_member"},
+            **self.paired_deltas(it, result["per_member"]),
             "per_member": result["per_member"],
         }
-        self.run.write_iteration(it, metrics, None if scores is None else scores_csv(train, scores))
+        scores = probs = None
+        if it < self.cfg.iterations:
+            probs = ensemble.predict_proba(train.float_images()).mean(0)
+            scores = self.pm.call_stage("lagaug_score", method=method, ensemble=ensemble, dataset=train,
+                                        context=self.stage_context(it))
+            scores = torch.as_tensor(scores, dtype=torch.float32).reshape(-1)
+            self.hardness[it] = (scores, probs)
+        self.run.write_iteration(it, metrics, None if scores is None else (train, scores, probs))
         self.notify(it, metrics, added)
         return metrics
 
+    def paired_deltas(self, it: int, per_member: list[dict]) -> dict:
+        """Each metric's change against the baseline, member by member (same seeds), with its interval."""
+        base = self.run.iteration_metrics(0) if it > 0 else None
+        if base is None:
+            return {}
+        out = {}
+        for key in ("auc", "f1", "accuracy"):
+            now = [m[key] for m in per_member]
+            then = [m[key] for m in base["per_member"]][: len(now)]
+            out[f"{key}_delta"], out[f"{key}_delta_ci"] = paired_difference(now, then)
+        return out
+
     def augment(self, it: int, train: ImageSet, method: GeneratorMethod) -> ImageSet | None:
         """Select the hardest images of iteration ``it`` and synthesize the batch for ``it + 1``."""
+        if it not in self.hardness:
+            self.hardness[it] = self.run.read_scores(it, train)
+        scores, probs = self.hardness[it]
         ctx = self.stage_context(it)
-        scores = read_scores(self.run, it)
-        chosen = self.pm.hook.lagaug_select(
-            scores=scores, dataset=train, k=self.cfg.hard_k, classes=self.classes,
-            include_synthetic=self.cfg.include_synthetic, context=ctx,
+        chosen = self.pm.call_stage(
+            "lagaug_select", method=method, scores=scores, dataset=train, k=self.cfg.hard_k,
+            classes=self.classes, include_synthetic=self.cfg.include_synthetic, context=ctx,
         )
         chosen = torch.as_tensor(chosen, dtype=torch.long)
+        ctx.pool, ctx.batch_index, ctx.probs = train, chosen, probs
         with self.progress.task(f"iteration {it}: synthesize with {method.name}", 1) as task:
-            synth = synthesize(method, train.float_images(chosen), train.targets()[chosen], ctx)
+            synth = synthesize(self.pm, method, train.float_images(chosen), train.targets()[chosen], ctx)
             task.advance(1, status=f"{len(synth)} images")
-        lines = self.write_synthetic(it + 1, synth, train, chosen, scores, ctx)
-        self.write_grid(it + 1, train.float_images(chosen), synth)
-        return synthetic_set_from_manifest(self.run, lines, train)
+        nxt = it + 1
+        lines = write_synthetic(
+            self.run.root, f"synthetic/it{nxt:03d}", synth, train, method=self.cfg.method,
+            seed=derive_seed(self.cfg.seed, "stage", it), id_prefix=f"synthetic/it{nxt:03d}",
+            extra={"iteration": nxt},
+            per_image=lambda j: {"source_score": [float(scores[r]) for r in synth.source[j].tolist() if r >= 0]},
+        )
+        self.run.update_manifest(nxt)
+        self.write_grid(nxt, train, chosen, synth, scores)
+        return read_synthetic(self.run.root, lines, train)
 
-    def write_synthetic(self, nxt: int, synth: Synthesis, train: ImageSet, chosen: torch.Tensor,
-                        scores: torch.Tensor, ctx: StageContext) -> list[dict]:
-        folder = self.run.synthetic_dir(nxt)
-        lines = []
-        for j in range(len(synth)):
-            src = int(chosen[synth.source[j]])
-            name = f"{j:05d}.png"
-            save_png(folder / name, synth.images[j])
-            soft = synth.soft[j].float()
-            lines.append({
-                "id": f"synthetic/it{nxt:03d}/{j:05d}", "file": f"synthetic/it{nxt:03d}/{name}",
-                "iteration": nxt, "method": self.cfg.method, "seed": derive_seed(self.cfg.seed, "stage", nxt - 1),
-                "source": train.ids[src], "source_label": train.class_names[train.labels[src]],
-                "source_score": round(float(scores[src]), 6),
-                "label": train.class_names[int(soft.argmax())], "label_index": int(soft.argmax()),
-                "soft": [round(float(v), 6) for v in soft],
-                **{k: round(float(v[j]), 6) for k, v in synth.metrics.items()},
-            })
-        self.run.write_synthetic_manifest(nxt, lines)
-        return lines
-
-    def write_grid(self, nxt: int, sources: torch.Tensor, synth: Synthesis) -> None:
+    def write_grid(self, nxt: int, train: ImageSet, chosen: torch.Tensor, synth: Synthesis,
+                   scores: torch.Tensor) -> None:
         from lagaug.core.report import save_pair_grid
 
-        save_pair_grid(self.run.root / "grids" / f"it{nxt:03d}.png", sources, synth.images, synth.source)
+        position = {int(r): i for i, r in enumerate(chosen)}
+        index = torch.tensor([position.get(int(r), -1) for r in synth.primary], dtype=torch.long)
+        save_pair_grid(self.run.root / "grids" / f"it{nxt:03d}.png", train.float_images(chosen), synth.images, index)
 
     def stage_context(self, it: int) -> StageContext:
         return StageContext(
             generator=stage_generator(self.cfg.seed, "stage", it), device=self.device,
-            variants=self.cfg.variants, options=dict(self.cfg.set), iteration=it, progress=self.progress,
+            variants=self.cfg.variants, options=dict(self.options), iteration=it, progress=self.progress,
         )
 
     def notify(self, it: int, metrics: dict, added: int) -> None:
@@ -285,18 +262,20 @@ class Loop:
                 if lines is None:
                     new = self.augment(it - 1, train, method)
                 else:
-                    new = synthetic_set_from_manifest(self.run, lines, train)
+                    new = read_synthetic(self.run.root, lines, train)
                 added = 0 if new is None else len(new)
                 train = train.concat(new) if added else train
             if self.run.iteration_metrics(it) is None:
-                self.evaluate(it, train, added)
+                self.evaluate(it, train, added, method)
         rows = self.run.write_metrics_tables()
         from lagaug.core.report import plot_metrics
 
         plot_metrics(rows, self.run.root / "metrics.png")
-        return AugmentResult(self.run.root, rows, method)
+        return AugmentResult(self.run.root, rows, method, self.splits.summary())
 
 
-def run_augment(config: AugmentConfig, progress: Progress | None = None, resume: bool = False) -> AugmentResult:
-    """Run the hard-sample loop as configured; see :class:`Loop`."""
-    return Loop(config, progress, resume).execute()
+def run_augment(config: AugmentConfig, progress: Progress | None = None, resume: bool = False,
+                plugins: LagaugPluginManager | None = None) -> AugmentResult:
+    """Run the hard-sample loop as configured; see :class:`Loop`. ``plugins``: the plugin manager
+    to use (default: a new one, :func:`lagaug.core.plugins.make_plugin_manager`)."""
+    return Loop(config, progress, resume, plugins).execute()

@@ -32,12 +32,36 @@ GENERATOR_JSON = "generator.json"
 GENERATOR_WEIGHTS = "weights.safetensors"
 
 
+def as_sources(source: torch.Tensor, weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalise provenance to ``(N, S)`` int64 source rows and ``(N, S)`` float32 weights.
+
+    A 1-D ``source`` is one source per row with weight 1. Rows with fewer than ``S`` sources pad
+    with source ``-1`` and weight 0.
+    """
+    source = torch.as_tensor(source).to(torch.int64).cpu()
+    if source.dim() == 1:
+        source = source[:, None]
+    if source.dim() != 2:
+        raise ValueError(f"source must be (N,) or (N, S), got shape {tuple(source.shape)}")
+    if weight is None:
+        weight = (source >= 0).to(torch.float32)
+    weight = torch.as_tensor(weight, dtype=torch.float32).cpu()
+    if weight.dim() == 1:
+        weight = weight[:, None]
+    if tuple(weight.shape) != tuple(source.shape):
+        raise ValueError(f"weight has shape {tuple(weight.shape)}, source {tuple(source.shape)}; they must match")
+    return source, weight
+
+
 @dataclass
 class Latents:
     """Latent codes of a batch.
 
     ``codes`` holds method-specific tensors whose first dimension is the row count N.
-    ``source[i]`` is the index, in the batch given to ``encode``, of the image row i came from.
+    ``source`` ``(N, S)`` names the images each row came from, as rows of ``ctx.pool`` (the image
+    set the batch was drawn from; ``ctx.batch_index`` are the batch's own rows), and ``weight``
+    ``(N, S)`` how much each source contributes (1 for a single source; λ and 1 − λ for a mix;
+    -1 / 0 pad rows with fewer sources). A 1-D ``source`` means one source per row, weight 1.
     ``soft`` holds the soft label of every row ``(N, K)``.
     """
 
@@ -45,6 +69,10 @@ class Latents:
     source: torch.Tensor
     soft: torch.Tensor
     info: dict[str, Any] = field(default_factory=dict)
+    weight: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        self.source, self.weight = as_sources(self.source, self.weight)
 
     def __len__(self) -> int:
         return int(self.source.shape[0])
@@ -57,22 +85,34 @@ class Latents:
             source=rep(self.source),
             soft=rep(self.soft),
             info=dict(self.info),
+            weight=rep(self.weight),
         )
 
 
 @dataclass
 class Synthesis:
-    """Decoded images: float32 ``(N, C, H, W)`` in ``[0, 1]``, soft labels ``(N, K)``, and
-    ``source`` (row index in the encoded batch). ``metrics`` holds optional per-image measurements
-    (tensors of shape ``(N,)``) that the run records, e.g. how much structure was kept."""
+    """Decoded images: float32 ``(N, C, H, W)`` in ``[0, 1]``, soft labels ``(N, K)``, and their
+    provenance: ``source`` ``(N, S)`` rows of ``ctx.pool`` with ``weight`` ``(N, S)`` (see
+    :class:`Latents`; the first column is the primary source). ``metrics`` holds optional
+    per-image measurements (tensors of shape ``(N,)``) that the run records, e.g. how much
+    structure was kept."""
 
     images: torch.Tensor
     soft: torch.Tensor
     source: torch.Tensor
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+    weight: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        self.source, self.weight = as_sources(self.source, self.weight)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    @property
+    def primary(self) -> torch.Tensor:
+        """``(N,)``: the first (primary) source row of every image."""
+        return self.source[:, 0]
 
     def subset(self, keep: torch.Tensor) -> "Synthesis":
         return Synthesis(
@@ -80,6 +120,7 @@ class Synthesis:
             soft=self.soft[keep],
             source=self.source[keep],
             metrics={k: v[keep] for k, v in self.metrics.items()},
+            weight=self.weight[keep],
         )
 
 
@@ -89,7 +130,13 @@ class StageContext:
 
     ``generator`` is the run's seeded ``torch.Generator`` (CPU): draw all randomness from it.
     ``device`` is where models run. ``variants`` is how many new images to make per source image.
-    ``options`` holds method-specific sampling options (from ``--set``), e.g. a temperature.
+    ``options`` holds the method options the user set (``--set``), already typed by the method's
+    ``Config``; read one with :meth:`GeneratorMethod.option`.
+    ``pool`` is the :class:`~lagaug.ImageSet` the batch was drawn from (the run's real training
+    images; for ``lagaug sample``, the given images) — methods that mix images draw partners from
+    it — and ``batch_index`` the pool rows of the encoded batch, in batch order. ``probs`` holds
+    the current classifier ensemble's mean class probabilities for every pool row ``(P, K)``, or
+    ``None`` outside the loop. ``Latents.source`` and ``Synthesis.source`` are pool rows.
     """
 
     generator: torch.Generator
@@ -98,6 +145,17 @@ class StageContext:
     options: dict[str, Any] = field(default_factory=dict)
     iteration: int = 0
     progress: Progress = field(default_factory=lambda: Progress(quiet=True))
+    pool: Any = None  # ImageSet | None
+    batch_index: torch.Tensor | None = None
+    probs: torch.Tensor | None = None
+
+    def batch_rows(self, n: int) -> torch.Tensor:
+        """The pool rows of a batch of ``n`` images (``0 .. n-1`` when no pool was given)."""
+        if self.batch_index is None:
+            return torch.arange(n)
+        if len(self.batch_index) != n:
+            raise ValueError(f"batch_index has {len(self.batch_index)} rows but the batch has {n} images")
+        return self.batch_index.to(torch.int64).cpu()
 
 
 @dataclass
@@ -146,6 +204,12 @@ class GeneratorMethod:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def option(self, ctx: StageContext, key: str) -> Any:
+        """A stage option: the value the user set (``ctx.options``), else this method's config."""
+        if key in ctx.options:
+            return ctx.options[key]
+        return getattr(self.config, key)
 
     # -- stages --------------------------------------------------------------------------------
     def fit(self, train: Any, ctx: FitContext, unlabeled: Any = None) -> dict[str, Any]:

@@ -1,4 +1,6 @@
-"""Classifier metrics (ROC AUC, macro-F1, accuracy) and confidence intervals, numpy only."""
+"""Classifier metrics (ROC AUC, macro-F1, accuracy) and their summary over ensemble members, numpy only.
+
+Intervals come from :mod:`lagaug.core.stats`."""
 
 from __future__ import annotations
 
@@ -6,29 +8,7 @@ import math
 
 import numpy as np
 
-# two-sided 95% Student-t quantiles by degrees of freedom (1..30); 1.96 beyond
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
-
-
-def t_quantile_975(dof: int) -> float:
-    if dof < 1:
-        return float("nan")
-    return _T975[dof - 1] if dof <= len(_T975) else 1.96
-
-
-def mean_ci(values) -> tuple[float, float]:
-    """Mean and the half-width of its 95% confidence interval (Student t over the values).
-
-    One value gives a half-width of 0 (no spread can be estimated; reported as such)."""
-    arr = np.asarray(list(values), dtype=float)
-    if arr.size == 0:
-        return float("nan"), float("nan")
-    if arr.size == 1:
-        return float(arr[0]), 0.0
-    half = t_quantile_975(arr.size - 1) * arr.std(ddof=1) / math.sqrt(arr.size)
-    return float(arr.mean()), float(half)
+from lagaug.core.stats import average_ranks, mean_ci
 
 
 def binary_auc(scores, positive) -> float:
@@ -38,16 +18,7 @@ def binary_auc(scores, positive) -> float:
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=float)
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):  # average ranks over ties
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
+    ranks = average_ranks(scores)
     u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
 
@@ -92,7 +63,10 @@ def classification_metrics(probs, labels) -> dict[str, float]:
 
 
 def summarise(per_member: list[dict[str, float]]) -> dict[str, float]:
-    """``{metric}_mean`` and ``{metric}_ci`` (95% half-width) over members, for each metric."""
+    """``{metric}_mean`` and ``{metric}_ci`` (95% half-width) over members, for each metric.
+
+    The interval measures how much the figure varies with the members' seeds on one test set; with
+    one member it is undefined (NaN)."""
     out: dict[str, float] = {}
     for key in per_member[0] if per_member else []:
         mean, half = mean_ci([m[key] for m in per_member])

@@ -99,11 +99,8 @@ class LagaugPluginManager(pluggy.PluginManager):
             raise ConfigError(f"unknown method {name!r}; available methods: {known}")
         return self.methods[name].load()
 
-    def _register_methods_of(self, plugin_name: str, plugin: Any) -> list[str]:
-        impl = getattr(plugin, "lagaug_register_methods", None)
-        if impl is None:
-            return []
-        added: list[MethodEntry] = []
+    def _registrar(self, plugin_name: str, added: list[MethodEntry]):
+        """The ``register`` callable handed to one plugin's ``lagaug_register_methods``."""
 
         def register(target, name: str | None = None, description: str | None = None):
             if isinstance(target, str):
@@ -124,10 +121,45 @@ class LagaugPluginManager(pluggy.PluginManager):
                 raise PluginError(self.conflicts[entry_name])
             added.append(MethodEntry(entry_name, target, desc, plugin_name))
 
-        impl(register=register)
+        return register
+
+    def call_for(self, plugin: Any, hook_name: str, **kwargs) -> list:
+        """Call hook ``hook_name`` of ``plugin`` alone, through pluggy (its own arguments).
+
+        Registration hooks are called once per plugin so that each gets its own ``register`` and
+        an error names the plugin that raised it. (Stage hooks never go through here: a subset
+        caller would drop other plugins' wrappers.)
+        """
+        others = [p for p in self.get_plugins() if p is not plugin]
+        return self.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
+
+    def _register_methods_of(self, plugin_name: str, plugin: Any) -> list[str]:
+        added: list[MethodEntry] = []
+        self.call_for(plugin, "lagaug_register_methods", register=self._registrar(plugin_name, added))
         for entry in added:
             self.methods[entry.name] = entry
         return [m.name for m in added]
+
+    def add_commands(self, cli: Any, warn) -> None:
+        """Let every plugin add its commands to the click group ``cli``; a plugin that fails is
+        reported through ``warn(message)`` and the others go on."""
+        for name, plugin in self.list_name_plugin():
+            if not any(h.name == "lagaug_register_commands" for h in self.get_hookcallers(plugin) or []):
+                continue
+            try:
+                self.call_for(plugin, "lagaug_register_commands", cli=cli)
+            except Exception as exc:  # a broken plugin never takes the CLI down
+                warn(f"plugin {name!r} failed to add commands: {type(exc).__name__}: {exc}")
+
+    def call_stage(self, hook_name: str, **kwargs) -> Any:
+        """Call a ``firstresult`` stage hook; every implementation passing (``None``) is an error."""
+        result = getattr(self.hook, hook_name)(**kwargs)
+        if result is None:
+            raise PluginError(
+                f"no plugin gave a result for {hook_name}: every implementation returned None "
+                "(a plugin that overrides a stage must return a value or leave it to the next one)"
+            )
+        return result
 
     # -- loading -------------------------------------------------------------------------------
     def add_plugin(self, plugin: Any, name: str, *, distribution: str = "", version: str = "",
@@ -138,11 +170,7 @@ class LagaugPluginManager(pluggy.PluginManager):
         try:
             self._check_hook_names(plugin)
             self.register(plugin, name=name)
-            info.hooks = sorted(
-                h.name for h in self.get_hookcallers(plugin) or [] if h.name != "lagaug_register_methods"
-            )
-            if hasattr(plugin, "lagaug_register_methods"):
-                info.hooks = sorted(info.hooks + ["lagaug_register_methods"])
+            info.hooks = sorted(h.name for h in self.get_hookcallers(plugin) or [])
             info.methods = self._register_methods_of(name, plugin)
         except PluginError as exc:
             if self.is_registered(plugin):
@@ -214,41 +242,32 @@ def _allowed_from_env() -> set[str] | None:
     }
 
 
-def build_plugin_manager(extra_plugins: list[tuple[str, Any]] | None = None) -> LagaugPluginManager:
-    """A fresh manager: the core's defaults, the entry points (filtered by the env var), extras."""
-    from lagaug.core import stages
+def make_plugin_manager(extra_plugins: list[tuple[str, Any]] | None = None) -> LagaugPluginManager:
+    """A new plugin manager: the core's own hooks, the ``lagaug`` entry points (filtered by
+    ``LAGAUG_LOAD_PLUGINS``), then ``extra_plugins`` (``(name, plugin)`` pairs, e.g. in tests).
+
+    Build it once where the work starts (the CLI's ``main()``, a test fixture, your script) and
+    hand it to :func:`lagaug.run_augment`, :func:`lagaug.run_compare`, :func:`lagaug.fit_generator`
+    and :func:`lagaug.load_generator`. Nothing in lagaug keeps one per process.
+    """
+    from lagaug.core import hardness, stages
 
     pm = LagaugPluginManager()
-    pm.add_plugin(stages, "core", distribution=BUILTIN_DISTRIBUTION, version=_lagaug_version(), builtin=True)
+    if os.environ.get(ENV_TRACE):  # before any plugin loads: registration calls are traced too
+        pm.trace.root.setwriter(lambda msg: sys.stderr.write(msg))
+        pm.enable_tracing()
+    version = _lagaug_version()
+    pm.add_plugin(stages, "core", distribution=BUILTIN_DISTRIBUTION, version=version, builtin=True)
+    pm.add_plugin(hardness, "hardness", distribution=BUILTIN_DISTRIBUTION, version=version, builtin=True)
     pm.load_entry_points(_allowed_from_env())
     for name, plugin in extra_plugins or []:
         pm.add_plugin(plugin, name)
-    if os.environ.get(ENV_TRACE):
-        pm.trace.root.setwriter(lambda msg: sys.stderr.write(msg))
-        pm.enable_tracing()
     return pm
 
 
-_PM: LagaugPluginManager | None = None
-
-
-def get_plugin_manager() -> LagaugPluginManager:
-    """The process-wide plugin manager (built on first use)."""
-    global _PM
-    if _PM is None:
-        _PM = build_plugin_manager()
-    return _PM
-
-
-def reset_plugin_manager() -> None:
-    """Forget the process-wide manager (tests, or after installing a plugin)."""
-    global _PM
-    _PM = None
-
-
-def get_method(name: str):
-    """The generator method class registered under ``name``."""
-    return get_plugin_manager().get_method(name)
+def plugins_or_default(pm: LagaugPluginManager | None) -> LagaugPluginManager:
+    """``pm``, or a new manager when the caller gave none (convenience for the Python API)."""
+    return pm if pm is not None else make_plugin_manager()
 
 
 def _lagaug_version() -> str:

@@ -3,6 +3,7 @@
 Layout (``RUN`` is ``--out``)::
 
     RUN/config.json                    the resolved configuration (written first)
+    RUN/data.json                      the data: images per class and split, what was carved, seeds
     RUN/generator/                     the fitted generator (generator.json + weights.safetensors)
     RUN/iterations/it000/ensemble/     classifier checkpoints (member_NN.safetensors)
     RUN/iterations/it000/metrics.json  the iteration's figures (its presence marks it done)
@@ -28,10 +29,12 @@ from typing import Any
 
 from lagaug.core.errors import ConfigError
 from lagaug.core.store import atomic_write_json, atomic_write_lines, atomic_write_text
+from lagaug.core.synthstore import read_manifest
 
 METRIC_COLUMNS = [
     "iteration", "train_size", "synthetic_total", "added",
     "auc_mean", "auc_ci", "f1_mean", "f1_ci", "accuracy_mean", "accuracy_ci",
+    "auc_delta", "auc_delta_ci", "f1_delta", "f1_delta_ci",
 ]
 
 
@@ -85,10 +88,28 @@ class RunDir:
         path = self.iteration_dir(it) / "metrics.json"
         return json.loads(path.read_text()) if path.exists() else None
 
-    def write_iteration(self, it: int, metrics: dict, scores_csv: str | None) -> None:
-        if scores_csv is not None:
-            atomic_write_text(self.iteration_dir(it) / "scores.csv", scores_csv)
+    def write_iteration(self, it: int, metrics: dict, scored=None) -> None:
+        """Write iteration ``it``: ``scores.csv`` (when ``scored`` = ``(train, scores, probs)``)
+        first, then ``metrics.json``, whose presence marks the iteration done."""
+        if scored is not None:
+            atomic_write_text(self.iteration_dir(it) / "scores.csv", scores_csv(*scored))
         atomic_write_json(self.iteration_dir(it) / "metrics.json", metrics)
+
+    def read_scores(self, it: int, train) -> tuple:
+        """``(scores, probs)`` of iteration ``it`` as written, at full precision, checked against
+        the training set they belong to."""
+        import torch
+
+        path = self.iteration_dir(it) / "scores.csv"
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        if [r["id"] for r in rows] != list(train.ids):
+            raise ConfigError(f"{path}: the scored images differ from this run's training images; "
+                              "the run directory was changed — start a new run")
+        prob_cols = [f"p_{name}" for name in train.class_names]
+        scores = torch.tensor([float(r["score"]) for r in rows], dtype=torch.float32)
+        probs = torch.tensor([[float(r[c]) for c in prob_cols] for r in rows], dtype=torch.float32)
+        return scores, probs
 
     def all_metrics(self) -> list[dict]:
         rows = []
@@ -111,19 +132,31 @@ class RunDir:
 
     # -- synthetic images ----------------------------------------------------------------------
     def synthetic_manifest(self, it: int) -> list[dict] | None:
-        path = self.synthetic_dir(it) / "manifest.jsonl"
-        if not path.exists():
-            return None
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return read_manifest(self.synthetic_dir(it) / "manifest.jsonl")
 
-    def write_synthetic_manifest(self, it: int, lines: list[dict]) -> None:
-        atomic_write_lines(self.synthetic_dir(it) / "manifest.jsonl", (json.dumps(l) for l in lines))
+    def update_manifest(self, upto: int) -> None:
+        """Rewrite ``RUN/manifest.jsonl``: every batch's lines, iterations 1 .. ``upto``."""
         everything = []
-        k = 1
-        while (m := self.synthetic_manifest(k)) is not None or k <= it:
-            everything.extend(m or [])
-            k += 1
-        atomic_write_lines(self.root / "manifest.jsonl", (json.dumps(l) for l in everything))
+        for k in range(1, upto + 1):
+            everything.extend(self.synthetic_manifest(k) or [])
+        atomic_write_lines(self.root / "manifest.jsonl", (json.dumps(line) for line in everything))
+
+    def write_data_summary(self, summary: dict) -> None:
+        """``data.json``, once: a resumed run keeps the file it started with."""
+        if not (self.root / "data.json").exists():
+            atomic_write_json(self.root / "data.json", summary)
+
+
+def scores_csv(train, scores, probs) -> str:
+    """Every training image's hardness score and mean class probabilities, as real CSV (quoted
+    where needed) at full precision."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["id", "label", "synthetic", "score", *[f"p_{name}" for name in train.class_names]])
+    for i in range(len(train)):
+        writer.writerow([train.ids[i], train.class_names[int(train.labels[i])], int(train.synthetic[i]),
+                         repr(float(scores[i])), *[repr(float(p)) for p in probs[i]]])
+    return buf.getvalue()
 
 
 # options that may change between a run and its resumption

@@ -27,18 +27,18 @@ class JitterMethod(GeneratorMethod):
         return {"images": len(train)}
 
     def encode(self, images, soft, ctx):
-        return Latents(codes={"x": images}, source=torch.arange(len(images)), soft=soft)
+        return Latents(codes={"x": images}, source=ctx.batch_rows(len(images)), soft=soft)
 
     def resample(self, latents, ctx):
         rep = latents.repeat(ctx.variants)
-        sigma = float(ctx.options.get("sigma", self.config.sigma))
+        sigma = float(self.option(ctx, "sigma"))
         noise = torch.randn(rep.codes["x"].shape, generator=ctx.generator) * sigma
         rep.codes["x"] = rep.codes["x"] + noise
         return rep
 
     def decode(self, latents, ctx):
         images = latents.codes["x"].clamp(0, 1)
-        return Synthesis(images=images, soft=latents.soft, source=latents.source)
+        return Synthesis(images=images, soft=latents.soft, source=latents.source, weight=latents.weight)
 
     def modules(self):
         return {"net": self.net}

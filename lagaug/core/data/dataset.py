@@ -39,7 +39,7 @@ class ImageSet:
     ids: list[str]
     soft: torch.Tensor | None = None  # float32 (N, K) or None
     synthetic: torch.Tensor | None = None  # bool (N,)
-    sources: list[str] | None = None
+    sources: list[tuple[str, ...]] | None = None
 
     def __post_init__(self) -> None:
         n = self.images.shape[0]
@@ -54,7 +54,10 @@ class ImageSet:
         if self.synthetic is None:
             self.synthetic = torch.zeros(n, dtype=torch.bool)
         if self.sources is None:
-            self.sources = [""] * n
+            self.sources = [()] * n
+        self.sources = [tuple(s) for s in self.sources]
+        if len(self.sources) != n:
+            raise ValueError(f"{n} images but {len(self.sources)} source entries")
         if self.soft is not None and tuple(self.soft.shape) != (n, self.num_classes):
             raise ValueError(
                 f"soft labels must be ({n}, {self.num_classes}), got {tuple(self.soft.shape)}"
@@ -198,3 +201,27 @@ class DataSplits:
     @property
     def class_names(self) -> list[str]:
         return self.train.class_names
+
+    def summary(self) -> dict:
+        """What a practitioner needs to judge a run's data: images per class and split, what was
+        carved from what and with which seed, the source, and any overlap found."""
+        names = self.class_names
+        counts = {
+            name: dict(zip(names, part.class_counts()))
+            for name, part in (("train", self.train), ("val", self.val), ("test", self.test))
+        }
+        out = {
+            "description": self.description,
+            "source": self.extra.get("source", "embedded default"),
+            "classes": names,
+            "channels": self.train.channels,
+            "image_size": list(self.train.image_size),
+            "counts": counts,
+            "carved": self.extra.get("carved", []),
+            "split_seed": self.extra.get("split_seed"),
+            "unlabeled": None if self.unlabeled is None else len(self.unlabeled),
+        }
+        for key in ("test_in_train", "val_in_train", "orientation_invariant"):
+            if key in self.extra:
+                out[key] = self.extra[key]
+        return out

@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 
 from lagaug.core.data.dataset import DataSplits, ImagePool, ImageSet, SquarePool
+from lagaug.core.data.splits import shared_images, stratified_split
 from lagaug.core.data.synthetic import SyntheticPool, make_default_splits
 from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.progress import Progress
@@ -44,6 +45,10 @@ _WIDE_GRAY_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
 class BadImageWarning(UserWarning):
     """An image file was skipped because it cannot be read."""
+
+
+class OverlapWarning(UserWarning):
+    """Some test (or validation) images are pixel-identical to training images."""
 
 
 class _BadImage(Exception):
@@ -149,28 +154,6 @@ def _stack(images: list[np.ndarray], channels: int) -> torch.Tensor:
 
 
 # -- splitting --------------------------------------------------------------------------------------
-
-
-def stratified_split(labels: torch.Tensor, fractions: Sequence[float], seed: int) -> list[torch.Tensor]:
-    """Seeded split of indices, class by class: ``[rest, part_1, part_2, ...]``.
-
-    Part ``k`` takes ``round(fractions[k] * n_c)`` images of every class ``c`` (``n_c`` images),
-    but never all of them: each class keeps at least one image in ``rest``. Indices are sorted.
-    """
-    rng = np.random.default_rng(seed)
-    labels_np = labels.numpy()
-    parts: list[list[int]] = [[] for _ in range(len(fractions) + 1)]
-    for c in np.unique(labels_np):
-        idx = rng.permutation(np.flatnonzero(labels_np == c))
-        counts = [int(np.floor(f * len(idx) + 0.5)) for f in fractions]
-        while sum(counts) >= len(idx) and sum(counts) > 0:
-            counts[int(np.argmax(counts))] -= 1
-        start = 0
-        for k, n in enumerate(counts):
-            parts[k + 1].extend(idx[start : start + n].tolist())
-            start += n
-        parts[0].extend(idx[start:].tolist())
-    return [torch.tensor(sorted(p), dtype=torch.long) for p in parts]
 
 
 def _carve(train: ImageSet, fractions: dict[str, float], seed: int, where: str) -> dict[str, ImageSet]:
@@ -293,7 +276,7 @@ def _load_folder(root: Path, image_size, seed, val_fraction, test_fraction, bad_
         + (f" ({', '.join(missing)} carved from train, seed {seed})" if missing else "")
     )
     return DataSplits(sets["train"], sets["val"], sets["test"], description=description,
-                      extra={"source": str(root), "carved": sorted(missing)})
+                      extra={"source": str(root), "carved": sorted(missing), "split_seed": seed})
 
 
 # -- .npz arrays ------------------------------------------------------------------------------------
@@ -400,7 +383,7 @@ def _load_npz(path: Path, image_size, seed, val_fraction, progress) -> DataSplit
         f"test {len(sets['test'])}"
     )
     return DataSplits(sets["train"], sets["val"], sets["test"], description=description,
-                      extra={"source": str(path), "carved": ["val"]})
+                      extra={"source": str(path), "carved": ["val"], "split_seed": seed})
 
 
 # -- unlabelled pools -------------------------------------------------------------------------------
@@ -490,6 +473,19 @@ def load_unlabeled(
     raise DataError(f"unlabeled data {path} is neither a folder nor an .npz file; give one of those or 'default'")
 
 
+def _warn_overlap(splits: DataSplits) -> None:
+    """Warn when evaluation images are pixel-identical to training images (ids can differ)."""
+    for name, part in (("test", splits.test), ("validation", splits.val)):
+        n = shared_images(splits.train.images, part.images) if len(part) else 0
+        splits.extra[f"{'val' if name == 'validation' else name}_in_train"] = n
+        if n:
+            warnings.warn(
+                f"{n} of {len(part)} {name} images are pixel-identical to training images; "
+                f"{name} figures will be optimistic — remove the duplicates from the data",
+                OverlapWarning, stacklevel=3,
+            )
+
+
 # -- the entry point --------------------------------------------------------------------------------
 
 
@@ -526,6 +522,7 @@ def load_data(
             splits = _load_npz(path, image_size, seed, val_fraction, progress)
         else:
             raise DataError(f"data {path} is neither a folder nor an .npz file; give one of those or 'default'")
+    _warn_overlap(splits)
     if unlabeled is not None:
         splits.unlabeled = load_unlabeled(
             unlabeled, image_size=image_size, channels=splits.train.channels, seed=seed, bad_images=bad_images

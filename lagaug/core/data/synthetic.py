@@ -298,5 +298,7 @@ def make_default_splits(
             f"seed {seed}; train {train[0]}+{train[1]}, val {val[0]}+{val[1]}, "
             f"test {test[0]}+{test[1]}, unlabeled {n_unlabeled} ok"
         ),
-        extra={"notes": notes},
+        # flips and 90-degree turns of a surface close-up keep its class
+        extra={"notes": notes, "source": "embedded default", "carved": [], "split_seed": seed,
+               "orientation_invariant": True},
     )

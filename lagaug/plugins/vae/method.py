@@ -338,7 +338,7 @@ class VAEMethod(GeneratorMethod):
                     idx = rows[s : s + _CHUNK]
                     m, lv = vae.encode(images[idx].float().to(ctx.device))
                     mu[idx], logvar[idx] = m.float().cpu(), lv.float().cpu()
-        return Latents(codes={"mu": mu, "logvar": logvar}, source=torch.arange(n), soft=soft.float().cpu())
+        return Latents(codes={"mu": mu, "logvar": logvar}, source=ctx.batch_rows(n), soft=soft.float().cpu())
 
     def resample(self, latents: Latents, ctx: StageContext) -> Latents:
         """``ctx.variants`` new latents per row, drawn per ``sampling`` (option or config).
@@ -356,7 +356,8 @@ class VAEMethod(GeneratorMethod):
         else:
             z = standard_normal(tuple(mu.shape), ctx.generator, mu.device).to(mu.dtype)
         info = {**rows.info, "sampling": sampling, "posterior_scale": scale}
-        return Latents(codes={"z": z, "mu": mu, "logvar": logvar}, source=rows.source, soft=rows.soft, info=info)
+        return Latents(codes={"z": z, "mu": mu, "logvar": logvar}, source=rows.source, soft=rows.soft, info=info,
+                       weight=rows.weight)
 
     def decode(self, latents: Latents, ctx: StageContext) -> Synthesis:
         """Images from ``z`` (or ``mu`` when not resampled) through each row's class decoder.
@@ -372,7 +373,8 @@ class VAEMethod(GeneratorMethod):
         if "mu" in latents.codes:
             metrics["latent_distance"] = (z.float().cpu() - latents.codes["mu"].float().cpu()).norm(dim=1)
         soft = F.one_hot(classes, self.num_classes).float()
-        return Synthesis(images=images, soft=soft, source=latents.source.clone(), metrics=metrics)
+        return Synthesis(images=images, soft=soft, source=latents.source.clone(), metrics=metrics,
+                         weight=latents.weight)
 
     def sample_class(
         self, class_index: int, n: int, generator: torch.Generator, device: torch.device | str = "cpu"

@@ -1,7 +1,7 @@
 """Import checkpoints of the reference implementation (rosinality/vq-vae-2-pytorch) as a lagaug
 ``vqvae2`` generator directory (``generator.json`` + ``weights.safetensors``).
 
-Formats (``shared/compat/README.md``):
+Formats (``docs/compat.md``):
 
 * VQ-VAE file: a raw state dict, every key possibly prefixed ``module.`` (multi-GPU training).
 * PixelSNAIL file: ``{"model": state_dict, "args": argparse.Namespace}`` (a raw state dict is

@@ -346,8 +346,9 @@ class VQVAE2Method(GeneratorMethod):
         dev = torch.device(ctx.device)
         self._to(dev)
         top, bottom = self._codes(images.float(), dev)
-        return Latents(codes={"top": top, "bottom": bottom},
-                       source=torch.arange(images.shape[0]), soft=soft,
+        n = images.shape[0]
+        return Latents(codes={"top": top, "bottom": bottom, "batch_row": torch.arange(n)},
+                       source=ctx.batch_rows(n), soft=soft,
                        info={"images": images.detach().float().cpu()})
 
     def resample(self, latents: Latents, ctx: StageContext) -> Latents:
@@ -374,7 +375,7 @@ class VQVAE2Method(GeneratorMethod):
         codes["bottom"] = torch.cat(new) if new else bottom
         info = dict(out.info)
         info["resample"] = {"temperature": temperature, "resampled_cells": int(mask.sum())}
-        return Latents(codes=codes, source=out.source, soft=out.soft, info=info)
+        return Latents(codes=codes, source=out.source, soft=out.soft, info=info, weight=out.weight)
 
     def decode(self, latents: Latents, ctx: StageContext) -> Synthesis:
         top, bottom = self._check_codes(latents)
@@ -389,13 +390,14 @@ class VQVAE2Method(GeneratorMethod):
         images = torch.cat(outs) if outs else torch.zeros(0, *self.image_shape)
         metrics = {}
         source_images = latents.info.get("images")
-        if source_images is not None and len(images):
-            src = source_images[latents.source]
+        if source_images is not None and len(images) and "batch_row" in latents.codes:
+            src = source_images[latents.codes["batch_row"]]
             metrics["structure_error"], metrics["detail_change"] = structure_and_detail(
                 images, src, self.config.metric_sigma)
         if "bottom_source" in latents.codes:
             metrics["codes_changed"] = (bottom != latents.codes["bottom_source"]).flatten(1).float().mean(1)
-        return Synthesis(images=images, soft=latents.soft, source=latents.source, metrics=metrics)
+        return Synthesis(images=images, soft=latents.soft, source=latents.source, metrics=metrics,
+                         weight=latents.weight)
 
     # -- checks --------------------------------------------------------------------------------
     def _check_codes(self, latents: Latents) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,6 +1,6 @@
 """PixelSNAIL (Chen et al. 2018) as the autoregressive prior over VQ-VAE-2 code maps.
 
-Structure, key names and shapes follow rosinality/vq-vae-2-pytorch (``shared/compat/README.md``):
+Structure, key names and shapes follow rosinality/vq-vae-2-pytorch (``docs/compat.md``):
 
 * an input stem of two causal convs over the one-hot codes (``horizontal``, ``vertical``),
 * ``blocks``: each a stack of gated residual blocks with weight-normed causal convs, then either

@@ -1,7 +1,7 @@
 """VQ-VAE-2 with two levels (Razavi et al. 2019), laid out like rosinality/vq-vae-2-pytorch.
 
 The module and buffer names, the ``nn.Sequential`` indices and the tensor shapes follow the
-reference implementation (see ``shared/compat/README.md``), so a reference state dict loads 1:1:
+reference implementation (see ``docs/compat.md``), so a reference state dict loads 1:1:
 
 * ``enc_b`` downsamples the image by 4, ``enc_t`` by 2 more: the bottom (local) map is 1/4 of the
   image, the top (structural) map 1/8;

@@ -1,4 +1,7 @@
-"""The default scorer and selector (the Høj & Møgelmoose hard-sample criterion).
+"""The core's default scorer and selector (the Høj & Møgelmoose hard-sample criterion).
+
+Registered by :func:`lagaug.core.plugins.make_plugin_manager` as the built-in plugin ``hardness``,
+whatever entry points exist; ``trylast``, so any plugin may override either stage.
 
 Score: each training image's mean softmax confidence in its true label over the ensemble members
 (for a soft label y: the sum over classes of y_k * p_k). Lower is harder.
@@ -37,13 +40,13 @@ def hardest(scores, candidates, k: int):
 
 
 @hookimpl(trylast=True)
-def lagaug_score(ensemble, dataset, context):
+def lagaug_score(method, ensemble, dataset, context):
     probs = ensemble.predict_proba(dataset.float_images(), progress=context.progress)
     return true_label_confidence(probs, dataset.targets())
 
 
 @hookimpl(trylast=True)
-def lagaug_select(scores, dataset, k, classes, include_synthetic, context):
+def lagaug_select(method, scores, dataset, k, classes, include_synthetic, context):
     import torch
 
     candidates = torch.ones(len(dataset), dtype=torch.bool)

@@ -1,0 +1,37 @@
+"""Side-by-side comparison of training sets: does the generator's output help, honestly?
+
+``run_compare`` trains classifiers on several *arms* of the same data split, with the same seeds,
+for several repeats, and reports each arm's macro-F1, accuracy and AUC on the test split as mean ±
+95% confidence interval over repeats, with corrected paired significance tests:
+
+* ``real`` — the real training images only (the baseline);
+* ``classic`` — the same images, each batch randomly rotated and shifted (:mod:`lagaug.core.classic`);
+* ``METHOD`` — real images plus images synthesized from them by the generator method (e.g. ``vae``);
+* ``classic+METHOD`` — both;
+* ``duplicate`` — the control of Høj & Møgelmoose (2023, §5.3): as many extra images as the
+  ``METHOD`` arm adds, but copies of the very source images they were made from. A gain that this
+  arm shows too is not the generator's doing.
+
+A repeat ``r`` draws its own training subset when ``train_size`` is given (class-balanced, the
+protocol of Garay-Maestre et al. 2019), carves the validation images out of those training images —
+never the test set —, fits the generator on them, and synthesizes the extra images once; every arm
+of the repeat then trains with the same classifier seeds.
+
+Modules: :mod:`.config` (what it is told), :mod:`.draws` (per-repeat splits), :mod:`.run` (the run
+and its directory), :mod:`.summary` (rows and corrected comparisons), :mod:`.report` (the files).
+Statistics live in :mod:`lagaug.core.stats`.
+"""
+
+from lagaug.core.compare.config import (
+    CLASSIC, DUPLICATE, METRIC_NAMES, METRICS, PRIMARY_METRIC, REAL, CompareConfig,
+)
+from lagaug.core.compare.draws import carve_validation, draw_subset
+from lagaug.core.compare.report import COMPARISON_COLUMNS, RESULT_COLUMNS, p_text, pct
+from lagaug.core.compare.run import Compare, CompareResult, run_compare
+from lagaug.core.compare.summary import summarise_cells
+
+__all__ = [
+    "CLASSIC", "COMPARISON_COLUMNS", "DUPLICATE", "METRICS", "METRIC_NAMES", "PRIMARY_METRIC", "REAL",
+    "RESULT_COLUMNS", "Compare", "CompareConfig", "CompareResult", "carve_validation", "draw_subset",
+    "p_text", "pct", "run_compare", "summarise_cells",
+]

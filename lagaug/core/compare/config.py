@@ -1,0 +1,135 @@
+"""What ``lagaug compare`` is told: :class:`CompareConfig`, validated before any work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lagaug.core.classic import ClassicConfig
+from lagaug.core.config import apply_overrides, config_from_dict
+from lagaug.core.ensemble import PRESETS, EnsembleConfig
+from lagaug.core.errors import ConfigError
+
+REAL, CLASSIC, DUPLICATE = "real", "classic", "duplicate"
+METRICS = ("f1", "accuracy", "auc")
+METRIC_NAMES = {"f1": "macro-F1", "accuracy": "accuracy", "auc": "AUC"}
+PRIMARY_METRIC = "f1"
+
+
+@dataclass
+class CompareConfig:
+    """Everything ``lagaug compare`` is told. Saved as the run's ``config.json``.
+
+    :ivar method: the generator method of the ``METHOD`` arms (any registered plugin).
+    :ivar arms: arm names (``real``, ``classic``, METHOD, ``classic+``METHOD, ``duplicate``;
+        ``method`` stands for the method's name); ``None`` = all five.
+    :ivar repeats: how many repeats (each: own training subset if ``train_size``, own seeds).
+    :ivar train_size: training images drawn per repeat from the source's training images
+        (validation included); ``None`` = use the source's training split as it is.
+    :ivar balanced: draw ``train_size`` with the same count per class (else proportionally).
+    :ivar val_fraction: share of each class's training images carved off for validation (at least
+        one per class with two or more images; 0 = no validation, the last epoch is kept).
+    :ivar test_size: evaluate on a fixed class-balanced subset of this many test images.
+    :ivar synthetic_per_image: synthetic images per real training image in the ``METHOD`` arms
+        (fractions allowed: 0.5 makes one for every other image); the duplicate arm adds as many.
+    :ivar classic: :class:`~lagaug.core.classic.ClassicConfig` overrides (rotation, shift_x, ...).
+    :ivar ensemble: :class:`~lagaug.core.ensemble.EnsembleConfig` overrides on top of ``preset``.
+    :ivar budget: ``epochs`` — every arm trains ``epochs`` passes over its own training set (so arms
+        with extra images also get more optimisation steps; the duplicate arm controls for that);
+        ``steps`` — every arm gets the optimisation steps of ``epochs`` passes over the largest arm.
+    :ivar set: method config overrides (``--set``), also passed to its stages as typed options.
+    :ivar generator_val: let the generator see the validation images (for its own early stopping
+        and checkpoint choice); ``False`` fits it on the training images alone, for its full length.
+    :ivar alpha: significance level; "significant" means Holm-corrected p < alpha.
+    :ivar test: ``wilcoxon`` (exact signed-rank, the default; ``auto`` means the same) or
+        ``permutation`` (sign-flip on the mean difference).
+    :ivar seed: drives classifiers, generators and draws; ``split_seed`` only the data's own split
+        (validation/test carved from the source), so the test set never moves with ``seed``.
+    :ivar keep_checkpoints: keep the classifiers of finished cells.
+    """
+
+    method: str
+    arms: list[str] | None = None
+    data: str | None = None
+    unlabeled: str | None = None
+    image_size: int = 32
+    repeats: int = 3
+    train_size: int | None = None
+    balanced: bool = True
+    val_fraction: float = 0.15
+    test_size: int | None = None
+    synthetic_per_image: float = 1.0
+    classic: dict[str, Any] = field(default_factory=dict)
+    preset: str = "cpu"
+    ensemble: dict[str, Any] = field(default_factory=dict)
+    budget: str = "epochs"
+    set: dict[str, Any] = field(default_factory=dict)
+    generator_val: bool = True
+    alpha: float = 0.05
+    test: str = "wilcoxon"
+    seed: int = 0
+    split_seed: int = 0
+    device: str = "cpu"
+    out: str = "lagaug-runs/compare"
+    bad_images: str = "warn"
+    keep_checkpoints: bool = False
+
+    def resolved_arms(self) -> list[str]:
+        """The arm names with ``method`` replaced by the method's name (validated, in order)."""
+        m = self.method
+        allowed = [REAL, CLASSIC, m, f"{CLASSIC}+{m}", DUPLICATE]
+        if self.arms is None:
+            return allowed
+        out = []
+        for arm in self.arms:
+            name = arm.strip().replace("method", m) if arm.strip() in ("method", "classic+method") else arm.strip()
+            if name not in allowed:
+                raise ConfigError(f"--arms: unknown arm {arm!r}; choose from: {', '.join(allowed)}")
+            if name in out:
+                raise ConfigError(f"--arms: arm {name!r} is listed twice")
+            out.append(name)
+        if not out:
+            raise ConfigError(f"--arms: give at least one arm; choose from: {', '.join(allowed)}")
+        return out
+
+    def method_arms(self) -> tuple[str, str]:
+        return self.method, f"{CLASSIC}+{self.method}"
+
+    def classic_config(self) -> ClassicConfig:
+        return config_from_dict(ClassicConfig, self.classic, source="--classic-set")
+
+    def ensemble_config(self) -> EnsembleConfig:
+        if self.preset not in PRESETS:
+            raise ConfigError(f"unknown ensemble preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
+        cfg = apply_overrides(EnsembleConfig(**PRESETS[self.preset]), self.ensemble, source="--classifier-set")
+        for key in ("members", "epochs", "batch_size"):
+            if getattr(cfg, key) < 1:
+                raise ConfigError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(cfg, key)}")
+        if not cfg.lr > 0:
+            raise ConfigError(f"--lr must be positive, got {cfg.lr}")
+        return cfg
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for a bad value (everything checkable without data)."""
+        checks = (("--repeats", self.repeats, 1), ("--image-size", self.image_size, 8), ("--seed", self.seed, 0),
+                  ("--split-seed", self.split_seed, 0))
+        for name, value, low in checks:
+            if value < low:
+                raise ConfigError(f"{name} must be at least {low}, got {value}")
+        if self.train_size is not None and self.train_size < 2:
+            raise ConfigError(f"--train-size must be at least 2, got {self.train_size}")
+        if self.test_size is not None and self.test_size < 1:
+            raise ConfigError(f"--test-size must be at least 1, got {self.test_size}")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if not self.synthetic_per_image > 0:
+            raise ConfigError(f"--synthetic-per-image must be positive, got {self.synthetic_per_image}")
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"--alpha must be between 0 and 1, got {self.alpha}")
+        if self.budget not in ("epochs", "steps"):
+            raise ConfigError(f"--budget must be epochs or steps, got {self.budget!r}")
+        if self.test not in ("auto", "wilcoxon", "permutation"):
+            raise ConfigError(f"--test must be wilcoxon or permutation, got {self.test!r}")
+        self.resolved_arms()
+        self.classic_config()
+        self.ensemble_config()

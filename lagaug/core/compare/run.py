@@ -1,0 +1,311 @@
+"""The comparison run: per repeat, a split, a generator, its synthetic images, and one cell per arm.
+
+Run directory (``RUN`` is ``out``)::
+
+    RUN/config.json                          the resolved configuration (written first)
+    RUN/data.json                            the data: images per class and split, seeds
+    RUN/repeats/r000/split.json              ids of the repeat's training and validation images
+    RUN/repeats/r000/generator/              the repeat's fitted generator
+    RUN/repeats/r000/synthetic/*.png         its synthesized images; manifest.jsonl marks them done
+    RUN/repeats/r000/grid.png                some sources (left) beside what was made from them
+    RUN/repeats/r000/arms/ARM/metrics.json   one finished cell (its presence marks it done)
+    RUN/cells.jsonl                          every finished cell, one line each
+    RUN/results.csv, results.md, results.json, comparisons.csv, results.png
+
+Every file is written atomically; ``resume=True`` redoes nothing that finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lagaug.core.classic import ClassicAugment
+from lagaug.core.compare.config import CLASSIC, DUPLICATE, METRICS, REAL, CompareConfig
+from lagaug.core.compare.draws import carve_validation, draw_subset, ids_digest
+from lagaug.core.compare.report import write_results
+from lagaug.core.compare.summary import summarise_cells
+from lagaug.core.data.dataset import DataSplits, ImageSet
+from lagaug.core.ensemble import EnsembleConfig, check_classifier_input, train_ensemble
+from lagaug.core.errors import ConfigError, DataError
+from lagaug.core.generators import fit_generator, load_generator, method_config, synthesize
+from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext
+from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
+from lagaug.core.progress import Progress
+from lagaug.core.rundir import RunDir
+from lagaug.core.runtime import derive_seed, resolve_device, stage_generator
+from lagaug.core.store import atomic_write_json, atomic_write_lines
+from lagaug.core.synthstore import read_manifest, read_synthetic, write_synthetic
+
+
+@dataclass
+class CompareResult:
+    """What a finished comparison produced: one cell per (repeat, arm), one row per arm."""
+
+    run_dir: Path
+    cells: list[dict]
+    rows: list[dict]
+    comparisons: list[dict]
+    config: CompareConfig
+
+
+class Compare:
+    """One comparison run; see the module docstring and :mod:`lagaug.core.compare`."""
+
+    def __init__(self, config: CompareConfig, progress: Progress | None = None, resume: bool = False,
+                 splits: DataSplits | None = None, plugins: LagaugPluginManager | None = None):
+        config.validate()
+        self.cfg = config
+        self.progress = progress or Progress(quiet=True)
+        self.resume = resume
+        self.splits = splits
+        self.pm = plugins_or_default(plugins)
+        self.run = RunDir(config.out)
+        self.arms = config.resolved_arms()
+        self.device = resolve_device(config.device)
+        self.ens_cfg = config.ensemble_config()
+        self.classic = ClassicAugment(config.classic_config())
+        self.needs_method = any(a in config.method_arms() for a in self.arms)
+
+    # -- set-up --------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        import lagaug.core.cnn  # noqa: F401  (registers garay_cnn / garay_cnn_small in timm)
+
+        cfg = self.cfg
+        method_cls = self.pm.get_method(cfg.method)  # unknown method fails first
+        _, self.options = method_config(method_cls, cfg.set)
+        if self.splits is None:
+            from lagaug.core.data.sources import load_data
+
+            self.splits = load_data(cfg.data, image_size=cfg.image_size, seed=cfg.split_seed,
+                                    unlabeled=cfg.unlabeled, bad_images=cfg.bad_images, progress=self.progress)
+        pool = self.splits.train
+        if cfg.train_size is not None and len(self.splits.val):
+            pool = pool.concat(self.splits.val)
+        if cfg.train_size is not None and cfg.train_size < pool.num_classes:
+            raise ConfigError(f"--train-size {cfg.train_size} is smaller than the {pool.num_classes} classes")
+        self.pool = pool
+        self.test = self._test_set()
+        if self.needs_method or DUPLICATE in self.arms:
+            method_cls.check_image_shape((pool.channels, *pool.image_size))
+        check_classifier_input(self.ens_cfg.classifier, pool.channels, pool.image_size, pool.num_classes)
+        self.run.start(dataclasses.asdict(cfg), self.resume)
+        self.run.write_data_summary(self.splits.summary())
+
+    def _test_set(self) -> ImageSet:
+        test = self.splits.test
+        if not len(test):
+            raise DataError("the data has no test images; compare evaluates every arm on the test split")
+        if self.cfg.test_size is not None and self.cfg.test_size < len(test):
+            idx = draw_subset(test, self.cfg.test_size, stage_generator(self.cfg.split_seed, "test"), True,
+                              "--test-size")
+            test = test.subset(idx)
+        return test
+
+    def split(self, r: int) -> tuple[ImageSet, ImageSet]:
+        """The training and validation images of repeat ``r`` (never test images)."""
+        cfg = self.cfg
+        draw = r if cfg.train_size is not None else 0
+        if cfg.train_size is None and len(self.splits.val):
+            train, val = self.splits.train, self.splits.val
+        else:
+            data = self.pool
+            if cfg.train_size is not None:
+                data = data.subset(draw_subset(data, cfg.train_size, stage_generator(cfg.seed, "split", draw),
+                                               cfg.balanced))
+            tr, va = carve_validation(data, cfg.val_fraction, derive_seed(cfg.seed, "validation", draw))
+            train, val = data.subset(tr), data.subset(va)
+        leaked = (set(val.ids) | set(train.ids)) & set(self.test.ids)
+        if leaked:
+            raise DataError(f"image {sorted(leaked)[0]!r} is both a training/validation and a test image; "
+                            "the splits overlap")
+        return train, val
+
+    # -- generator and synthetic images --------------------------------------------------------
+    def plan_sources(self, train: ImageSet, r: int) -> torch.Tensor:
+        """Training-image index of every extra image: each image ``floor``/``ceil`` of the ratio."""
+        n = int(round(self.cfg.synthetic_per_image * len(train)))
+        if n < 1:
+            raise ConfigError(
+                f"--synthetic-per-image {self.cfg.synthetic_per_image} makes no image from {len(train)} "
+                "training images; raise it"
+            )
+        gen = stage_generator(self.cfg.seed, "sources", r)
+        rounds = [torch.randperm(len(train), generator=gen) for _ in range(math.ceil(n / len(train)))]
+        return torch.cat(rounds)[:n].sort().values
+
+    def generator(self, r: int, train: ImageSet, val: ImageSet) -> GeneratorMethod:
+        folder = self.repeat_dir(r) / "generator"
+        if (folder / GENERATOR_JSON).exists():
+            return load_generator(folder, expect_method=self.cfg.method, plugins=self.pm)
+        splits = DataSplits(train, val if self.cfg.generator_val else train.subset([]), train.subset([]),
+                            self.splits.unlabeled)
+        return fit_generator(self.cfg.method, splits, overrides=self.cfg.set,
+                             seed=derive_seed(self.cfg.seed, "repeat", r), device=self.device,
+                             progress=self.progress, out=folder, plugins=self.pm)
+
+    def synthetic(self, r: int, train: ImageSet, val: ImageSet) -> ImageSet:
+        """The repeat's synthesized images (made once, then read back from the run directory)."""
+        root = self.repeat_dir(r)
+        lines = read_manifest(root / "synthetic" / "manifest.jsonl")
+        if lines is None:
+            method = self.generator(r, train, val)
+            sources = self.plan_sources(train, r)
+            ctx = StageContext(generator=stage_generator(self.cfg.seed, "synthesize", r), device=self.device,
+                               variants=1, options=dict(self.options), progress=self.progress,
+                               pool=train, batch_index=sources)
+            start = time.perf_counter()
+            with self.progress.task(f"repeat {r}: synthesize {len(sources)} images with {method.name}", 1) as task:
+                synth = synthesize(self.pm, method, train.float_images(sources), train.targets()[sources], ctx)
+                task.advance(1, status=f"{len(synth)} images")
+            seconds = time.perf_counter() - start
+            self.write_preview(r, train, synth)
+            atomic_write_json(root / "synthesis.json",
+                              {"planned": len(sources), "made": len(synth), "seconds": round(seconds, 3)})
+            lines = write_synthetic(root, "synthetic", synth, train, method=self.cfg.method,
+                                    seed=derive_seed(self.cfg.seed, "synthesize", r),
+                                    id_prefix=f"synthetic/r{r:03d}", extra={"repeat": r})
+        made = read_synthetic(root, lines, train)
+        if made is None:
+            raise DataError(f"repeat {r}: the method made no images (all were filtered out)")
+        return made
+
+    def write_preview(self, r: int, train: ImageSet, synth) -> None:
+        """``grid.png``: one source image of every class, beside everything made from it."""
+        from lagaug.core.report import save_pair_grid
+
+        rows = synth.primary
+        shown = sorted({int(rows[torch.nonzero(train.labels[rows] == c).flatten()[0]])
+                        for c in range(train.num_classes) if bool((train.labels[rows] == c).any())})
+        position = {t: i for i, t in enumerate(shown)}
+        pick = [j for j in range(len(synth)) if int(rows[j]) in position]
+        save_pair_grid(self.repeat_dir(r) / "grid.png", train.float_images(shown), synth.images[pick],
+                       torch.tensor([position[int(rows[j])] for j in pick], dtype=torch.long))
+
+    # -- arms ----------------------------------------------------------------------------------
+    def arm_set(self, arm: str, train: ImageSet, extra: ImageSet | None, dup_sources: list[int]) -> ImageSet:
+        """The training set of ``arm`` in one repeat."""
+        if arm in (REAL, CLASSIC):
+            return train
+        if arm in self.cfg.method_arms():
+            return train.concat(extra)
+        copies = train.subset(dup_sources)  # DUPLICATE: copies of the source images, real images
+        copies.ids = [f"duplicate/{j:05d}" for j in range(len(copies))]
+        copies.sources = [(train.ids[i],) for i in dup_sources]
+        return train.concat(copies)
+
+    def run_cell(self, r: int, arm: str, train: ImageSet, val: ImageSet, data: ImageSet) -> dict:
+        """Train and evaluate the classifiers of ``arm`` (training set ``data``, made from the
+        repeat's ``train``) in repeat ``r``; write and return the cell's metrics."""
+        folder = self.cell_dir(r, arm)
+        start = time.perf_counter()
+        ens_cfg = self.arm_ensemble_config(train, data)
+        ensemble = train_ensemble(
+            data, val if len(val) else None, ens_cfg, stage_generator(self.cfg.seed, "ensemble", r),
+            device=self.device, progress=self.progress,
+            transform=self.classic if arm.startswith(CLASSIC) else None,
+            checkpoint_dir=folder / "ensemble", label=f"repeat {r}: {arm}",
+        )
+        result = ensemble.evaluate(self.test)
+        cell = {
+            "repeat": r, "arm": arm, "train_size": len(data), "real": len(train), "added": len(data) - len(train),
+            "val_size": len(val), "test_size": len(self.test),
+            "train_ids": ids_digest(train.ids), "val_ids": ids_digest(val.ids),
+            "epochs": ens_cfg.epochs, "member_seeds": [h["seed"] for h in ensemble.history],
+            "kept_epochs": [kept_epoch(h, ens_cfg.select_best) for h in ensemble.history],
+            **{k: result[f"{k}_mean"] for k in METRICS},
+            "per_member": result["per_member"],
+            "seconds": round(time.perf_counter() - start, 2),
+        }
+        atomic_write_json(folder / "metrics.json", cell)
+        if not self.cfg.keep_checkpoints:
+            shutil.rmtree(folder / "ensemble", ignore_errors=True)
+        return cell
+
+    def arm_ensemble_config(self, train: ImageSet, data: ImageSet) -> EnsembleConfig:
+        """The classifier settings of one arm: ``epochs`` as given, or (``budget="steps"``) scaled
+        so that the arm gets the optimisation steps of ``epochs`` passes over the largest arm."""
+        cfg = self.ens_cfg
+        if self.cfg.budget == "epochs":
+            return cfg
+        grows = any(a not in (REAL, CLASSIC) for a in self.arms)
+        largest = len(train) + (int(round(self.cfg.synthetic_per_image * len(train))) if grows else 0)
+        steps = math.ceil(largest / cfg.batch_size) * cfg.epochs
+        return dataclasses.replace(cfg, epochs=math.ceil(steps / math.ceil(len(data) / cfg.batch_size)))
+
+    # -- paths ---------------------------------------------------------------------------------
+    def repeat_dir(self, r: int) -> Path:
+        return self.run.root / "repeats" / f"r{r:03d}"
+
+    def cell_dir(self, r: int, arm: str) -> Path:
+        return self.repeat_dir(r) / "arms" / arm
+
+    def cell(self, r: int, arm: str) -> dict | None:
+        path = self.cell_dir(r, arm) / "metrics.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    # -- the whole run -------------------------------------------------------------------------
+    def execute(self) -> CompareResult:
+        self.prepare()
+        cfg = self.cfg
+        total = cfg.repeats * len(self.arms)
+        with self.progress.task(f"compare: {cfg.repeats} repeats x {len(self.arms)} arms", total) as overall:
+            for r in range(cfg.repeats):
+                todo = [a for a in self.arms if self.cell(r, a) is None]
+                overall.advance(len(self.arms) - len(todo))
+                if todo:
+                    self.run_repeat(r, todo, overall)
+        cells = self.write_cells()
+        rows, comparisons = summarise_cells(cells, self.arms, cfg.method, cfg.test, cfg.alpha)
+        write_results(self.run.root, rows, comparisons, cells, cfg)
+        return CompareResult(self.run.root, cells, rows, comparisons, cfg)
+
+    def run_repeat(self, r: int, todo: list[str], overall) -> None:
+        train, val = self.split(r)
+        atomic_write_json(self.repeat_dir(r) / "split.json", {"train": train.ids, "val": val.ids})
+        extra, dup = None, []
+        if any(a in self.cfg.method_arms() for a in todo) or (DUPLICATE in todo and self.needs_method):
+            extra = self.synthetic(r, train, val)
+            index = {id_: i for i, id_ in enumerate(train.ids)}
+            dup = [index[s[0]] for s in extra.sources]
+        elif DUPLICATE in todo:
+            dup = self.plan_sources(train, r).tolist()
+        for arm in todo:
+            overall.set_status(f"repeat {r}: {arm}")
+            self.run_cell(r, arm, train, val, self.arm_set(arm, train, extra, dup))
+            overall.advance(1)
+            self.write_cells()
+
+    def all_cells(self) -> list[dict]:
+        return [c for r in range(self.cfg.repeats) for a in self.arms if (c := self.cell(r, a)) is not None]
+
+    def write_cells(self) -> list[dict]:
+        cells = self.all_cells()
+        atomic_write_lines(self.run.root / "cells.jsonl", (json.dumps(c) for c in cells))
+        return cells
+
+
+def kept_epoch(history: dict, select_best: bool) -> int | None:
+    """The epoch whose weights a member kept (its best validation epoch, or its last)."""
+    records = history.get("history") or []
+    with_val = [h for h in records if "val_loss" in h]
+    if not with_val or not select_best:
+        return len(records) or None
+    return min(with_val, key=lambda h: h["val_loss"])["epoch"]
+
+
+def run_compare(config: CompareConfig, progress: Progress | None = None, resume: bool = False,
+                splits: DataSplits | None = None, plugins: LagaugPluginManager | None = None) -> CompareResult:
+    """Run the comparison as configured; see :class:`Compare`.
+
+    ``splits`` gives the data directly (else ``config.data`` is loaded with
+    :func:`lagaug.core.data.sources.load_data`); ``plugins`` is the plugin manager to use.
+    """
+    return Compare(config, progress, resume, splits, plugins).execute()

@@ -1,0 +1,100 @@
+"""The one place synthetic images are written to and read back from a run: PNGs + manifest lines.
+
+The loop (``RUN/synthetic/itNNN/``), ``compare`` (``RUN/repeats/rNNN/synthetic/``) and ``lagaug
+sample`` (``--out``) all write through :func:`write_synthetic` and read through
+:func:`read_synthetic`. A manifest line records, per image: ``id``, ``file`` (relative to the
+root the caller names), ``method``, ``seed``, its provenance — ``source`` (ids, primary first),
+``source_label`` and ``source_weight`` (one entry per source) — ``label``, ``label_index``,
+``soft``, the method's per-image metrics, and whatever the caller adds (iteration, repeat, scores).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from lagaug.core.data.dataset import ImageSet
+from lagaug.core.method import Synthesis
+from lagaug.core.store import atomic_write_lines, save_png
+
+
+def provenance(synth: Synthesis, j: int, ids: Sequence[str], labels: Sequence[str]) -> dict[str, list]:
+    """``source``, ``source_label`` and ``source_weight`` of image ``j`` (padding dropped)."""
+    rows = [(int(r), float(w)) for r, w in zip(synth.source[j].tolist(), synth.weight[j].tolist()) if r >= 0]
+    return {
+        "source": [ids[r] for r, _ in rows],
+        "source_label": [labels[r] for r, _ in rows],
+        "source_weight": [w for _, w in rows],
+    }
+
+
+def write_synthetic(root: Path, folder: str, synth: Synthesis, pool: ImageSet, *, method: str, seed: int,
+                    id_prefix: str, extra: dict[str, Any] | None = None,
+                    per_image: Callable[[int], dict[str, Any]] | None = None,
+                    file_name: Callable[[int], str] | None = None) -> list[dict]:
+    """Write every image of ``synth`` as ``root/folder/NAME.png`` and ``root/folder/manifest.jsonl``.
+
+    ``pool`` is the image set ``synth.source`` indexes (ids and class names). ``extra`` goes into
+    every line, ``per_image(j)`` into line ``j``. The manifest is written last: its presence marks
+    the batch complete. Returns the lines.
+    """
+    root = Path(root)
+    names = file_name or (lambda j: f"{j:05d}.png")
+    labels = [pool.class_names[int(c)] for c in pool.labels]
+    lines = []
+    for j in range(len(synth)):
+        name = names(j)
+        save_png(root / folder / name, synth.images[j])
+        soft = synth.soft[j].float()
+        line = {
+            "id": f"{id_prefix}/{Path(name).stem}", "file": f"{folder}/{name}" if folder else name,
+            "method": method, "seed": seed, **(extra or {}),
+            **provenance(synth, j, pool.ids, labels),
+            "label": pool.class_names[int(soft.argmax())], "label_index": int(soft.argmax()),
+            "soft": [float(v) for v in soft],
+            **{k: float(v[j]) for k, v in synth.metrics.items()},
+        }
+        if per_image is not None:
+            line.update(per_image(j))
+        lines.append(line)
+    atomic_write_lines(root / folder / "manifest.jsonl", (json.dumps(line) for line in lines))
+    return lines
+
+
+def read_manifest(path: Path) -> list[dict] | None:
+    """The lines of a manifest file, or ``None`` when it does not exist (the batch is not done)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_png(path: Path, channels: int) -> torch.Tensor:
+    """A PNG written by a run, as uint8 ``(C, H, W)``."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("L" if channels == 1 else "RGB"))
+    t = torch.from_numpy(arr.copy())
+    return t[None] if channels == 1 else t.permute(2, 0, 1)
+
+
+def read_synthetic(root: Path, lines: list[dict], like: ImageSet) -> ImageSet | None:
+    """The synthetic images of ``lines`` (files relative to ``root``) as an ``ImageSet`` with
+    ``like``'s classes; ``None`` when there are none."""
+    if not lines:
+        return None
+    images = torch.stack([load_png(Path(root) / line["file"], like.channels) for line in lines])
+    return ImageSet(
+        images=images,
+        labels=torch.tensor([line["label_index"] for line in lines]),
+        class_names=like.class_names,
+        ids=[line["id"] for line in lines],
+        soft=torch.tensor([line["soft"] for line in lines], dtype=torch.float32),
+        synthetic=torch.ones(len(lines), dtype=torch.bool),
+        sources=[tuple(line["source"]) for line in lines],
+    )
