@@ -1,7 +1,7 @@
-"""Time the README's main command stage by stage.
+"""Time ``lagaug augment`` stage by stage (by default the README's main command, vqvae2).
 
-    python benchmarks/bench_augment.py                      # lagaug augment --method vae --hard-k 2
-    python benchmarks/bench_augment.py --method vqvae2 --threads 2
+    python benchmarks/bench_augment.py                      # lagaug augment --method vqvae2 --hard-k 2
+    python benchmarks/bench_augment.py --method vae --threads 2
 
 Every long stage reports through lagaug's Progress; this script records how long each task took
 and prints a table plus the total wall time (data loading included). Run it by hand: the figures
@@ -38,7 +38,7 @@ class TimingProgress(Progress):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", default="vae")
+    parser.add_argument("--method", default="vqvae2")
     parser.add_argument("--hard-k", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")

@@ -70,16 +70,17 @@ def load_mnist(path: str):
     return DataSplits(train, train.subset([]), test, description=f"MNIST from {path}")
 
 
-def ensure_vae_method() -> None:
-    """Make the built-in ``vae`` method available when lagaug runs from a source tree that was
-    never installed (no entry points)."""
+def plugins_with_vae():
+    """A plugin manager that knows the built-in ``vae`` method, also when lagaug runs from a
+    source tree that was never installed (no entry points)."""
     import importlib
 
-    from lagaug.core.plugins import get_plugin_manager
+    from lagaug.core.plugins import make_plugin_manager
 
-    pm = get_plugin_manager()
+    pm = make_plugin_manager()
     if "vae" not in pm.methods:
         pm.add_plugin(importlib.import_module("lagaug.plugins.vae"), "vae", builtin=True)
+    return pm
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     from lagaug.core.config import parse_overrides
     from lagaug.core.progress import Progress
 
-    ensure_vae_method()
+    pm = plugins_with_vae()
     splits = load_mnist(args.mnist)
     progress = Progress(quiet=args.quiet)
     arms = [a for _, a in ARMS] + (["duplicate"] if args.duplicate else [])
@@ -161,7 +162,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             )
             start = time.perf_counter()
             resume = args.resume and Path(cfg.out, "config.json").exists()
-            result = run_compare(cfg, progress, resume=resume, splits=splits)
+            result = run_compare(cfg, progress, resume=resume, splits=splits, plugins=pm)
             seconds = time.perf_counter() - start
             rows = {r["arm"]: r for r in result.rows}
             comp = {(c["arm"], c["baseline"], c["metric"]): c for c in result.comparisons}

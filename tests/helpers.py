@@ -28,3 +28,23 @@ def expose_example_plugin(site: Path) -> None:
     meta = tomllib.loads((EXAMPLE_PLUGIN / "pyproject.toml").read_text())["project"]
     make_distribution(site, meta["name"], meta["version"], meta["entry-points"]["lagaug"])
     (site / "lagaug_example_plugin").symlink_to(EXAMPLE_PLUGIN / "lagaug_example_plugin")
+
+
+class CliResult:
+    """What a command printed and returned, like ``subprocess.CompletedProcess``."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def invoke(*args, plugins=None, env: dict | None = None) -> CliResult:
+    """Run ``lagaug ARGS`` in this process (no interpreter start-up, no torch import per call)
+    with ``plugins`` (default: a new plugin manager, as ``main()`` builds one)."""
+    from click.testing import CliRunner
+
+    from lagaug.cli.main import make_cli
+    from lagaug.core.plugins import make_plugin_manager
+
+    pm = plugins if plugins is not None else make_plugin_manager()
+    result = CliRunner(env=env).invoke(make_cli(pm), [str(a) for a in args], obj=pm, catch_exceptions=False)
+    return CliResult(result.exit_code, result.stdout, result.stderr)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import ROOT
+from helpers import ROOT, invoke
 
 TINY_VQVAE2 = ["--set", "channel=8", "--set", "n_res_block=1", "--set", "n_res_channel=4", "--set", "embed_dim=4",
                "--set", "n_embed=16", "--set", "epochs=2", "--set", "prior_channel=8", "--set", "prior_res_channel=8",
@@ -96,12 +96,10 @@ def test_augment_prints_the_summary_and_honours_include_synthetic(example_plugin
     assert chosen == hardest
 
 
-def test_trace_plugins_prints_hook_calls(example_plugin, learn_npz, tmp_path):
-    import os
-
-    env = {**os.environ, "LAGAUG_TRACE_PLUGINS": "1"}
-    r = lagaug("augment", "--method", "jitter", "--iterations", "1", "--data", str(learn_npz), "--image-size", "16",
-               "--ensemble", "1", "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet", env=env)
+def test_trace_plugins_prints_hook_calls(example_plugin, learn_npz, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAGAUG_TRACE_PLUGINS", "1")
+    r = invoke("augment", "--method", "jitter", "--iterations", "1", "--data", str(learn_npz), "--image-size", "16",
+               "--ensemble", "1", "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet")
     assert r.returncode == 0, r.stderr
     for hook in ("lagaug_encode", "lagaug_resample", "lagaug_decode", "lagaug_score", "lagaug_select"):
         assert f"{hook} [hook]" in r.stderr
@@ -115,11 +113,11 @@ def _png(path, seed=0):
 
 def test_fit_then_sample(example_plugin, learn_npz, tmp_path):
     gen = tmp_path / "gen"
-    r = lagaug("fit", "--method", "jitter", "--data", str(learn_npz), "--out", str(gen), "--quiet")
+    r = invoke("fit", "--method", "jitter", "--data", str(learn_npz), "--out", str(gen), "--quiet")
     assert r.returncode == 0, r.stderr
     assert json.loads((gen / "generator.json").read_text())["method"] == "jitter"
     img = _png(tmp_path / "in.png")
-    r = lagaug("sample", "--generator", str(gen), str(img), "--variants", "3", "--label", "c1",
+    r = invoke("sample", "--generator", str(gen), str(img), "--variants", "3", "--label", "c1",
                "--set", "sigma=0.2", "--out", str(tmp_path / "out"), "--quiet")
     assert r.returncode == 0, r.stderr
     files = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
@@ -130,12 +128,12 @@ def test_fit_then_sample(example_plugin, learn_npz, tmp_path):
         assert im.size == (32, 32)
     # without --label: each image's folder names its class; a folder that is no class is an error
     a, b = _png(tmp_path / "c0" / "a.png", 1), _png(tmp_path / "c1" / "b.png", 2)
-    r = lagaug("sample", "--generator", str(gen), str(a), str(b), "--variants", "1", "--out", str(tmp_path / "o2"),
+    r = invoke("sample", "--generator", str(gen), str(a), str(b), "--variants", "1", "--out", str(tmp_path / "o2"),
                "--quiet")
     assert r.returncode == 0, r.stderr
     labels = [json.loads(l)["label"] for l in (tmp_path / "o2" / "manifest.jsonl").read_text().splitlines()]
     assert labels == ["c0", "c1"]
-    r = lagaug("sample", "--generator", str(gen), str(img), "--out", str(tmp_path / "o3"), "--quiet")
+    r = invoke("sample", "--generator", str(gen), str(img), "--out", str(tmp_path / "o3"), "--quiet")
     assert r.returncode == 1 and "give --label (one of: c0, c1)" in r.stderr
 
 
@@ -147,8 +145,9 @@ def test_fit_then_sample(example_plugin, learn_npz, tmp_path):
     (["augment", "--method", "jitter", "--device", "cuda:7"], "Error: --device cuda:7"),
     (["sample", "--generator", "/no/gen", __file__, "--out", "o"], "not a saved generator"),
 ])
-def test_bad_input_is_one_line_and_exit_1(example_plugin, tmp_path, args, message):
-    r = lagaug(*args, cwd=tmp_path)
+def test_bad_input_is_one_line_and_exit_1(example_plugin, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    r = invoke(*args) if args[0] == "sample" or "--set" in args else lagaug(*args, cwd=tmp_path)
     assert r.returncode == 1
     assert message in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -158,8 +157,8 @@ def test_bad_input_is_one_line_and_exit_1(example_plugin, tmp_path, args, messag
 
 def test_generator_from_another_method_is_refused(example_plugin, learn_npz, tmp_path):
     gen = tmp_path / "gen"
-    assert lagaug("fit", "--method", "jitter", "--data", str(learn_npz), "--out", str(gen), "--quiet").returncode == 0
-    r = lagaug("augment", "--method", "vae", "--generator", str(gen), "--data", str(learn_npz),
+    assert invoke("fit", "--method", "jitter", "--data", str(learn_npz), "--out", str(gen), "--quiet").returncode == 0
+    r = invoke("augment", "--method", "vae", "--generator", str(gen), "--data", str(learn_npz),
                "--out", str(tmp_path / "run"), "--quiet")
     assert r.returncode == 1
     assert "generator was saved by method 'jitter', but --method is 'vae'" in r.stderr

@@ -137,9 +137,65 @@ def test_odd_modes_become_gray_or_rgb(tmp_path):
     rgba.save(tmp_path / "rgba.png")
     pal = Image.new("P", (10, 10), 3)
     pal.save(tmp_path / "pal.png")
-    assert sources._read_image(tmp_path / "deep.png", 8).tolist() == np.full((8, 8), 255).tolist()
+    assert sources.read_image_file(tmp_path / "deep.png", size=8, channels=1).tolist() == np.full((1, 8, 8), 255).tolist()
     assert sources._read_image(tmp_path / "rgba.png", 8)[0, 0].tolist() == [200, 100, 50]
     assert sources._read_image(tmp_path / "pal.png", 8).shape == (8, 8, 3)
+
+
+def _gray16(path: Path, values: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(values.astype(np.uint16)).save(path)
+    return path
+
+
+def test_16_bit_images_are_scaled_by_one_rule_for_the_data_set_not_by_each_maximum(tmp_path):
+    # two nearly identical 16-bit images, maxima 255 and 256: they must load nearly alike
+    base = np.full((8, 8), 200)
+    a = base.copy()
+    a[0, 0] = 255
+    b = base.copy()
+    b[0, 0] = 256
+    for cls, img in (("x", a), ("y", b)):
+        for i in range(3):
+            _gray16(tmp_path / "d16" / cls / f"{i}.png", img)
+    splits = load_data(tmp_path / "d16", image_size=8, val_fraction=0.2, test_fraction=0.2)
+    everything = splits.train.concat(splits.val).concat(splits.test)
+    means = [float(everything.images[everything.labels == c].float().mean()) for c in (0, 1)]
+    assert abs(means[0] - means[1]) < 1.0
+    assert means[0] == pytest.approx(200 * 255 / 1023, abs=1.0)  # the data fit in 10 bits: full scale 1023
+    assert splits.extra["full_scale"] == 1023
+
+
+def test_12_bit_data_in_16_bit_files_is_not_nearly_black(tmp_path):
+    for cls, value in (("dark", 1000), ("bright", 4000)):
+        for i in range(3):
+            _gray16(tmp_path / "d12" / cls / f"{i}.png", np.full((8, 8), value))
+    splits = load_data(tmp_path / "d12", image_size=8, val_fraction=0.2, test_fraction=0.2)
+    assert splits.extra["full_scale"] == 4095
+    everything = splits.train.concat(splits.val).concat(splits.test)
+    bright = everything.images[everything.labels == splits.class_names.index("bright")]
+    assert int(bright.max()) == round(4000 * 255 / 4095)  # 249, not 15 (4000 / 65535 * 255)
+
+
+def test_wide_npz_arrays_nan_and_alpha_follow_the_documented_rules(tmp_path):
+    x16 = np.full((6, 8, 8), 65535, np.uint16)
+    path = _npz(tmp_path / "w.npz", x_train=x16, y_train=np.array([0, 1] * 3), x_test=x16[:2] // 2,
+                y_test=np.array([0, 1]))
+    splits = load_data(path, image_size=8)
+    assert int(splits.train.images.max()) == 255 and int(splits.test.images.max()) == 127  # 32767 of 65535
+    xf = np.full((6, 8, 8), 0.5, np.float32)
+    xf[0, 0, 0] = np.nan
+    path = _npz(tmp_path / "f.npz", x_train=xf, y_train=np.array([0, 1] * 3), x_test=xf[:2], y_test=np.array([0, 1]))
+    with pytest.warns(UserWarning, match=r"x_train: 1 image\(s\) hold NaN values; they are read as 0"):
+        splits = load_data(path, image_size=8)
+    assert int(splits.test.images[1, 0, 3, 3]) == 128
+    rgba = Image.new("RGBA", (8, 8), (200, 100, 50, 0))
+    for cls in ("a", "b"):
+        for i in range(3):
+            (tmp_path / "alpha" / cls).mkdir(parents=True, exist_ok=True)
+            rgba.save(tmp_path / "alpha" / cls / f"{i}.png")
+    with pytest.warns(UserWarning, match=r"6 image\(s\) in .*alpha have an alpha channel"):
+        load_data(tmp_path / "alpha", image_size=8)
 
 
 def test_resizing_is_bilinear_and_antialiased(tmp_path):
@@ -431,13 +487,13 @@ def test_npz_unreadable_or_pickled(tmp_path):
 @pytest.mark.parametrize(
     "options, message",
     [
-        (dict(bad_images="skip"), "bad_images must be 'warn' or 'error', got 'skip'"),
+        (dict(bad_images="skip"), "--bad-images must be 'warn' or 'error', got 'skip'"),
         (dict(val_fraction=0), "val_fraction must be a number between 0 and 1"),
         (dict(test_fraction=1.5), "test_fraction must be a number between 0 and 1"),
         (dict(val_fraction=0.6, test_fraction=0.4), r"val_fraction \+ test_fraction must be below 1"),
-        (dict(image_size=4), "image_size must be an integer from 8 to 1024, got 4"),
-        (dict(image_size=32.0), "image_size must be an integer"),
-        (dict(seed=-1), "seed must be a non-negative integer"),
+        (dict(image_size=4), "--image-size must be a whole number from 8 to 1024, got 4"),
+        (dict(image_size=32.0), "--image-size must be a whole number"),
+        (dict(seed=-1), "--split-seed must be a whole number of 0 or more"),
     ],
 )
 def test_bad_options_are_config_errors(options, message):

@@ -131,12 +131,14 @@ def test_classes_restrict_what_is_augmented(pm, learn_npz, tmp_path):
 @pytest.mark.parametrize("kw,message", [
     (dict(method="nope"), r"unknown method 'nope'; available methods: .*jitter"),
     (dict(hard_k=0), r"--hard-k must be at least 1, got 0"),
-    (dict(hard_k=500), r"--hard-k 500 is larger than the \d+ candidate images"),
+    (dict(hard_k=500), r"--hard-k 500 is larger than the \d+ images for training"),
+    (dict(hard_k=40, classes=["c1"]), r"--hard-k 40 is larger than the 26 images in --classes c1"),
     (dict(classes=["cat"]), r"--classes 'cat' is not a class; classes are: c0, c1"),
     (dict(classifier="convnxt_tiny"), r"--classifier 'convnxt_tiny' is not a timm model; did you mean"),
     (dict(set={"sigma": "loud"}), r"--set sigma: expected float, got 'loud'"),
     (dict(set={"sigmaa": "1"}), r"unknown key 'sigmaa' for JitterConfig; valid keys: sigma"),
 ])
-def test_bad_options_are_one_clear_line(pm, learn_npz, tmp_path, kw, message):
+def test_bad_options_are_one_clear_line_before_anything_is_written(pm, learn_npz, tmp_path, kw, message):
     with pytest.raises(ConfigError, match=message):
         run_augment(config(learn_npz, tmp_path / "run", iterations=1, **kw), plugins=pm)
+    assert not (tmp_path / "run").exists()

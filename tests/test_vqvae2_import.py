@@ -319,7 +319,8 @@ def test_other_pickled_objects_are_refused(files, tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"model": files["bottom"], "args": argparse.Namespace(hier="bottom"),
                 "extra": NotATensor()}, path)
-    with pytest.raises(CheckpointError, match=r"refused to load: it holds a pickled object .*NotATensor"):
+    with pytest.raises(CheckpointError, match=r"refused to load: it holds Python objects \(.*NotATensor\) whose "
+                                              r"code lagaug will not run"):
         import_reference(files["dir"] / "vqvae_560.pt", bottom_prior=path)
     path = tmp_path / "counter.pt"  # weights_only allows a Counter; still not a state dict
     torch.save({"enc_b.blocks.0.weight": collections.Counter(a=1)}, path)
@@ -329,6 +330,23 @@ def test_other_pickled_objects_are_refused(files, tmp_path):
     path.write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
         import_reference(path, image_size=32)
+
+
+def test_the_cli_refuses_a_pickle_in_one_line_and_a_flat_background_clearly(files, tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "evil.pt"
+    torch.save({"model": files["bottom"], "args": argparse.Namespace(hier="bottom"), "extra": NotATensor()}, path)
+    r = subprocess.run([sys.executable, "-m", "lagaug", "import-checkpoint", "--vqvae", str(files["dir"] / "vqvae_560.pt"),
+                        "--bottom-prior", str(path), "--out", str(tmp_path / "gen")], capture_output=True, text=True)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "whose code lagaug will not run" in r.stderr and "Traceback" not in r.stderr
+    flat = dict(files["bottom"])
+    flat["background"] = flat["background"].flatten()
+    torch.save({"model": flat, "args": argparse.Namespace(hier="bottom")}, tmp_path / "flat.pt")
+    with pytest.raises(CheckpointError, match=r"'background' has shape \(\d+,\), expected \(1, 2, height, width\)"):
+        import_reference(files["dir"] / "vqvae_560.pt", bottom_prior=tmp_path / "flat.pt")
 
 
 def test_wrong_shapes_and_kinds_name_the_key(files, tmp_path):

@@ -11,12 +11,14 @@ from lagaug.cli.main import common_run_options, friendly_errors, pass_plugins, s
 
 @click.command("list-plugins")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--check", is_flag=True, help="Also import every method class (slower: imports torch).")
 @pass_plugins
 @friendly_errors
-def list_plugins(plugins, as_json: bool) -> None:
+def list_plugins(plugins, as_json: bool, check: bool) -> None:
     """Show every plugin: distribution, version, hooks, methods, and load errors."""
     from lagaug.cli import render
 
+    plugins.check_targets(import_classes=check)
     infos = plugins.plugin_infos()
     render.plugins_json(infos) if as_json else render.plugins_table(infos)
 
@@ -86,6 +88,9 @@ def fit(plugins, method, data, unlabeled, image_size, seed, split_seed, device, 
     from lagaug.core.method import GENERATOR_JSON
     from lagaug.core.progress import Progress
 
+    from lagaug.core.store import check_output_dir
+
+    check_output_dir(out)
     if (Path(out) / GENERATOR_JSON).exists():
         raise ConfigError(f"--out {out}: a generator is already saved there; choose another --out")
     progress = Progress(quiet=quiet, console=render.console(stderr=True))

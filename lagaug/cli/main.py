@@ -16,8 +16,17 @@ from lagaug import __version__
 from lagaug.core.errors import LagaugError
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers and ``timeout`` send), handled like Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def friendly_errors(func):
-    """Turn user errors into one line and exit code 1; Ctrl-C into a resume hint."""
+    """Turn user errors — ours, and the OS's about files — into one line and exit code 1;
+    Ctrl-C (exit 130) and SIGTERM (exit 143) into a resume hint."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -28,9 +37,13 @@ def friendly_errors(func):
             return func(*args, **kwargs)
         except LagaugError as exc:
             raise click.ClickException(str(exc)) from None
-        except KeyboardInterrupt:
-            click.echo("interrupted; finished work is saved — run again with --resume to continue", err=True)
-            sys.exit(130)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
+        except KeyboardInterrupt as exc:
+            what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+            click.echo(f"{what}; finished work is saved — run again with --resume to continue", err=True)
+            sys.exit(143 if isinstance(exc, Terminated) else 130)
 
     return wrapper
 
@@ -81,14 +94,20 @@ def make_cli(plugins) -> click.Group:
 
     for command in (*commands.COMMANDS, compare.compare):
         cli.add_command(command)
+    for note in plugins.notes:
+        click.echo(f"warning: {note}", err=True)
     plugins.add_commands(cli, warn=lambda message: click.echo(f"warning: {message}", err=True))
     return cli
 
 
 def main(args: list[str] | None = None, plugins=None, standalone_mode: bool = True):
     """Run the ``lagaug`` command line with ``plugins`` (default: a new plugin manager)."""
+    import signal
+
     from lagaug.core.plugins import make_plugin_manager
 
+    if standalone_mode:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         pm = plugins if plugins is not None else make_plugin_manager()
     except LagaugError as exc:

@@ -36,6 +36,9 @@ def image_labels(paths: list[str], label: str | None, class_names: list[str]) ->
 
 
 def run_sample(plugins, generator_dir, images, label, variants, seed, device, overrides, out, quiet) -> int:
+    from lagaug.core.store import check_output_dir
+
+    check_output_dir(out)
     gen = load_generator(generator_dir, plugins=plugins)
     c, h, w = gen.image_shape
     labels, how = image_labels(list(images), label, gen.class_names)

@@ -18,8 +18,10 @@ def config_to_dict(config: Any) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def _coerce(name: str, text: Any, annotation: Any) -> Any:
-    """Turn a ``--set`` value (a string) or a JSON value into the field's type."""
+def _coerce(name: str, text: Any, annotation: Any, label: str = "--set {key}") -> Any:
+    """Turn a ``--set`` value (a string) or a JSON value into the field's type; errors name the
+    key with ``label`` (``"--set {key}"``, or e.g. ``"generator.json: config key {key}"``)."""
+    where = label.format(key=name)
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Union or origin is types.UnionType:
@@ -30,10 +32,10 @@ def _coerce(name: str, text: Any, annotation: Any) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(name, text, arg)
+                return _coerce(name, text, arg, label)
             except ConfigError:
                 continue
-        raise ConfigError(f"--set {name}: cannot read {text!r} as {annotation}")
+        raise ConfigError(f"{where}: cannot read {text!r} as {annotation}")
     if annotation is bool:
         if isinstance(text, bool):
             return text
@@ -42,29 +44,35 @@ def _coerce(name: str, text: Any, annotation: Any) -> Any:
             return True
         if low in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(f"--set {name}: expected true or false, got {text!r}")
+        raise ConfigError(f"{where}: expected true or false, got {text!r}")
     if annotation in (int, float, str):
         try:
             if annotation is int and isinstance(text, str) and not text.lstrip("-").isdigit():
                 raise ValueError
             return annotation(text)
         except (TypeError, ValueError):
-            raise ConfigError(f"--set {name}: expected {annotation.__name__}, got {text!r}") from None
+            raise ConfigError(f"{where}: expected {annotation.__name__}, got {text!r}") from None
     if origin in (tuple, list):
         items = text
         if isinstance(text, str):
             items = [t for t in text.replace("(", "").replace(")", "").split(",") if t.strip()]
+        if not isinstance(items, (list, tuple, str)):
+            raise ConfigError(f"{where}: expected a list, got {text!r}")
         inner = args[0] if args else str
-        return origin(_coerce(name, t.strip() if isinstance(t, str) else t, inner) for t in items)
+        return origin(_coerce(name, t.strip() if isinstance(t, str) else t, inner, label) for t in items)
     if origin is typing.Literal:
         if text not in args:
-            raise ConfigError(f"--set {name}: expected one of {', '.join(map(str, args))}, got {text!r}")
+            raise ConfigError(f"{where}: expected one of {', '.join(map(str, args))}, got {text!r}")
         return text
     return text
 
 
-def config_from_dict(cls: type[C], data: Mapping[str, Any], *, source: str = "config") -> C:
-    """Build ``cls`` from a mapping, rejecting unknown keys with the list of valid ones."""
+def config_from_dict(cls: type[C], data: Mapping[str, Any], *, source: str = "config",
+                     label: str = "--set {key}") -> C:
+    """Build ``cls`` from a mapping, rejecting unknown keys with the list of valid ones; a bad
+    value's error names its key with ``label``."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names))
@@ -72,7 +80,7 @@ def config_from_dict(cls: type[C], data: Mapping[str, Any], *, source: str = "co
         raise ConfigError(
             f"{source}: unknown key {unknown[0]!r} for {cls.__name__}; valid keys: {', '.join(names)}"
         )
-    values = {k: _coerce(k, v, hints[k]) for k, v in data.items()}
+    values = {k: _coerce(k, v, hints[k], label) for k, v in data.items()}
     return cls(**values)
 
 

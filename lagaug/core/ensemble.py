@@ -193,7 +193,9 @@ def train_ensemble(train: ImageSet, val: ImageSet | None, cfg: EnsembleConfig, g
                    transform: Transform | None = None, checkpoint_dir: str | os.PathLike | None = None,
                    label: str = "ensemble") -> Ensemble:
     """Train ``cfg.members`` classifiers; members already saved in ``checkpoint_dir`` are loaded."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
+
+    from lagaug.core.store import atomic_save_safetensors
 
     progress = progress or Progress(quiet=True)
     check_classifier_input(cfg.classifier, train.channels, train.image_size, train.num_classes)
@@ -214,10 +216,7 @@ def train_ensemble(train: ImageSet, val: ImageSet | None, cfg: EnsembleConfig, g
             task.set_status(f"member {i + 1}/{cfg.members}")
             model, info = train_member(train, val, cfg, seed, device, task, transform)
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
-                os.replace(tmp, path)
+                atomic_save_safetensors(path, model.state_dict())
             members.append(model)
             history.append({"seed": seed, **info})
     return Ensemble(members, cfg, device, history)

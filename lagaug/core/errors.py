@@ -26,3 +26,7 @@ class CheckpointError(LagaugError):
 
 class PluginError(LagaugError):
     """A plugin is missing, broken, or registers a conflicting method."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin misbehaved (e.g. a logger hook raised); the run went on."""

@@ -8,6 +8,8 @@ plugin manager it works with (``plugins``); without one it builds a new one
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,9 @@ from lagaug.core.method import FitContext, GeneratorMethod, StageContext, Synthe
 from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
 from lagaug.core.progress import Progress
 from lagaug.core.runtime import resolve_device, stage_generator
+from lagaug.core.store import atomic_write_json
+
+FIT_REPORT = "fit.json"  # beside generator.json: what the fit returned, with its wall time
 
 
 def method_config(cls: type[GeneratorMethod], overrides: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
@@ -41,14 +46,18 @@ def fit_generator(name: str, splits, *, overrides: dict[str, Any] | None = None,
     """Fit generator method ``name`` on ``splits.train`` (+ ``splits.unlabeled``); save to ``out``."""
     train = splits.train
     method = make_method(name, (train.channels, *train.image_size), train.class_names, overrides, plugins=plugins)
+    type(method).check_train(method.config, train)
     ctx = FitContext(
         generator=stage_generator(seed, "fit", name), device=resolve_device(device),
         progress=progress or Progress(quiet=True),
         work_dir=None if out is None else Path(out) / "work", val=splits.val,
     )
-    method.fit_metrics = method.fit(train, ctx, splits.unlabeled)
+    start = time.perf_counter()
+    metrics = method.fit(train, ctx, splits.unlabeled) or {}
+    method.fit_report = {**metrics, "fit_seconds": round(time.perf_counter() - start, 3)}
     if out is not None:
-        method.save(out)
+        method.save(out)  # generator.json: the same for the same seed and data (no timing in it)
+        atomic_write_json(Path(out) / FIT_REPORT, json.loads(json.dumps(method.fit_report, default=str)))
     return method
 
 

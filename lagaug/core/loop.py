@@ -15,6 +15,7 @@ Everything is recorded in the run directory (:mod:`lagaug.core.rundir`); a kille
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import torch
 
 from lagaug.core.data.dataset import DataSplits, ImageSet
 from lagaug.core.ensemble import EnsembleConfig, check_classifier_name, preset, train_ensemble
-from lagaug.core.errors import CheckpointError, ConfigError
+from lagaug.core.errors import CheckpointError, ConfigError, PluginWarning
 from lagaug.core.generators import fit_generator, load_generator, method_config, synthesize
 from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext, Synthesis, read_generator_meta
 from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
@@ -140,27 +141,52 @@ class Loop:
 
     # -- set-up --------------------------------------------------------------------------------
     def prepare(self) -> None:
+        """Check everything that can be checked, then create (or reopen) the run directory.
+
+        Nothing is written before every check has passed: a failed start leaves nothing behind.
+        """
+        from lagaug.core.data.identity import generator_fingerprint, pool_fingerprint, splits_fingerprint
         from lagaug.core.data.sources import load_data
+        from lagaug.core.store import check_output_dir
 
         cfg = self.cfg
+        check_output_dir(cfg.out)
         method_cls = self.pm.get_method(cfg.method)  # unknown method: fails before any work
         check_classifier_name(self.ens_cfg.classifier)
-        _, self.options = method_config(method_cls, cfg.set)
+        method_cfg, self.options = method_config(method_cls, cfg.set)
         self.splits: DataSplits = load_data(
             cfg.data, image_size=cfg.image_size, seed=cfg.split_seed, unlabeled=cfg.unlabeled,
             bad_images=cfg.bad_images, progress=self.progress)
         train = self.splits.train
         method_cls.check_image_shape((train.channels, *train.image_size))
         self.classes = resolve_classes(cfg.classes, train.class_names)
+        self.check_hard_k(train)
+        self.loaded = None
         if cfg.generator:
             check_generator_dir(cfg.generator, cfg.method, train)
-        self.run.start(dataclasses.asdict(cfg), self.resume)
+            self.loaded = load_generator(cfg.generator, expect_method=cfg.method, plugins=self.pm)
+        else:
+            method_cls.check_train(method_cfg, train)
+        identity = {"data": splits_fingerprint(self.splits), "unlabeled": pool_fingerprint(self.splits.unlabeled),
+                    "generator": generator_fingerprint(cfg.generator)}
+        self.run.start(dataclasses.asdict(cfg), self.resume, identity)
         self.run.write_data_summary(self.splits.summary())
+
+    def check_hard_k(self, train: ImageSet) -> None:
+        """``--hard-k`` must not exceed the images the first selection can choose from."""
+        candidates = torch.ones(len(train), dtype=torch.bool)
+        if self.classes is not None:
+            candidates &= torch.isin(train.labels, torch.tensor(self.classes))
+        n = int(candidates.sum())
+        if self.cfg.iterations > 0 and self.cfg.hard_k > n:
+            where = "in --classes " + ", ".join(self.cfg.classes) if self.classes is not None else "for training"
+            raise ConfigError(f"--hard-k {self.cfg.hard_k} is larger than the {n} images {where}; "
+                              "lower --hard-k or widen --classes")
 
     def generator(self) -> GeneratorMethod:
         cfg = self.cfg
-        if cfg.generator:
-            return load_generator(cfg.generator, expect_method=cfg.method, plugins=self.pm)
+        if self.loaded is not None:
+            return self.loaded
         if (self.run.generator_dir / GENERATOR_JSON).exists():
             return load_generator(self.run.generator_dir, expect_method=cfg.method, plugins=self.pm)
         return fit_generator(cfg.method, self.splits, overrides=cfg.set, seed=cfg.seed, device=self.device,
@@ -247,12 +273,19 @@ class Loop:
     def notify(self, it: int, metrics: dict, added: int) -> None:
         try:
             self.pm.hook.lagaug_iteration_end(iteration=it, metrics=metrics, added=added, run_dir=self.run.root)
-        except Exception as exc:  # a logger plugin must not stop the run
-            self.progress.log(f"[yellow]warning: lagaug_iteration_end hook failed: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # a logger plugin must not stop the run; said even under --quiet
+            warnings.warn(f"a lagaug_iteration_end hook failed: {type(exc).__name__}: {exc}", PluginWarning,
+                          stacklevel=2)
 
     # -- the whole run -------------------------------------------------------------------------
     def execute(self) -> AugmentResult:
         self.prepare()
+        try:
+            return self._run()
+        finally:
+            self.run.release_lock()
+
+    def _run(self) -> AugmentResult:
         method = self.generator()
         train = self.splits.train
         for it in range(self.cfg.iterations + 1):

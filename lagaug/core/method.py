@@ -201,6 +201,12 @@ class GeneratorMethod:
                 f"{cls.min_image_size} pixels, got {h}x{w}; raise --image-size"
             )
 
+    @classmethod
+    def check_train(cls, config: Any, train: Any) -> None:
+        """Raise a one-line :class:`DataError` / :class:`ConfigError` when ``train`` (an
+        ImageSet) cannot be fitted with ``config`` (e.g. a class with too few images). Called
+        before any work starts. Override; the default accepts anything."""
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
@@ -262,16 +268,11 @@ class GeneratorMethod:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``generator.json`` + ``weights.safetensors`` atomically into ``directory``."""
-        from safetensors.torch import save_file
-
         from lagaug import __version__
-        from lagaug.core.store import atomic_write_text
+        from lagaug.core.store import atomic_save_safetensors, atomic_write_text
 
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / (GENERATOR_WEIGHTS + ".tmp")
-        save_file(self.state_tensors(), str(tmp))
-        os.replace(tmp, directory / GENERATOR_WEIGHTS)
+        atomic_save_safetensors(directory / GENERATOR_WEIGHTS, self.state_tensors())
         meta = {
             "method": self.name,
             "method_version": self.version,
@@ -291,16 +292,24 @@ class GeneratorMethod:
 
         directory = Path(directory)
         meta = read_generator_meta(directory)
+        path = directory / GENERATOR_JSON
         if meta["method"] != cls.name:
             raise CheckpointError(
                 f"{directory}: this generator was saved by method {meta['method']!r}, not {cls.name!r}"
             )
-        if int(meta.get("method_version", 1)) > cls.version:
+        if meta["method_version"] > cls.version:
             raise CheckpointError(
                 f"{directory}: saved by a newer version of method {cls.name!r} "
                 f"(v{meta['method_version']}, this lagaug reads up to v{cls.version}); upgrade lagaug"
             )
-        config = config_from_dict(cls.Config, meta["config"], source=str(directory / GENERATOR_JSON))
+        try:
+            config = config_from_dict(cls.Config, meta["config"], source=f"{path}: config",
+                                      label=f"{path}: config key {{key}}")
+        except ConfigError as exc:  # worded as an error in the file, not in --set
+            message = str(exc).replace("; valid keys", " (a newer lagaug wrote it?); valid keys")
+            if str(path) not in message:
+                message = f"{path}: config {message.removeprefix('--set ')}"
+            raise CheckpointError(message) from None
         method = cls(config, tuple(meta["image_shape"]), meta["class_names"])
         weights = directory / GENERATOR_WEIGHTS
         try:
@@ -313,15 +322,59 @@ class GeneratorMethod:
 
 
 def read_generator_meta(directory: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate ``generator.json`` of a saved generator directory."""
+    """Read and validate ``generator.json`` of a saved generator directory.
+
+    Every problem is a one-line :class:`CheckpointError` that names the file; a generator saved by
+    a newer lagaug is reported with a warning (it may still load)."""
+    import warnings
+
     path = Path(directory) / GENERATOR_JSON
     if not path.is_file():
         raise CheckpointError(f"{directory}: not a saved generator (no {GENERATOR_JSON}); use `lagaug fit` to make one")
     try:
         meta = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable ({exc})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable ({exc}); save the generator again") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(meta).__name__}")
     for key in ("method", "config", "image_shape", "class_names"):
         if key not in meta:
             raise CheckpointError(f"{path}: missing key {key!r}")
+    version = meta.get("method_version", 1)
+    checks = (
+        ("method", isinstance(meta["method"], str) and meta["method"], "a method name"),
+        ("method_version", isinstance(version, int) and not isinstance(version, bool) and version >= 1,
+         "a positive whole number"),
+        ("config", isinstance(meta["config"], dict), "an object of config keys"),
+        ("image_shape", isinstance(meta["image_shape"], list) and len(meta["image_shape"]) == 3
+         and all(isinstance(v, int) and v > 0 for v in meta["image_shape"]), "[channels, height, width]"),
+        ("class_names", isinstance(meta["class_names"], list) and meta["class_names"]
+         and all(isinstance(v, str) for v in meta["class_names"]), "a list of class names"),
+        ("extra", isinstance(meta.get("extra", {}), dict), "an object"),
+    )
+    for key, ok, expected in checks:
+        if not ok:
+            value = meta.get(key, version if key == "method_version" else None)
+            raise CheckpointError(f"{path}: {key} must be {expected}, got {value!r}")
+    meta["method_version"] = version
+    saved_by = str(meta.get("lagaug_version", ""))
+    if saved_by and _newer(saved_by):
+        from lagaug import __version__
+
+        warnings.warn(f"{path}: saved by lagaug {saved_by}, newer than this lagaug {__version__}; "
+                      "upgrade lagaug if it does not load as expected", stacklevel=2)
     return meta
+
+
+def _newer(version: str) -> bool:
+    """Whether lagaug ``version`` is newer than this one (numeric parts compared)."""
+    from lagaug import __version__
+
+    def parts(v: str) -> tuple[int, ...]:
+        out = []
+        for p in v.split("."):
+            digits = "".join(ch for ch in p if ch.isdigit())
+            out.append(int(digits) if digits else 0)
+        return tuple(out)
+
+    return parts(version) > parts(__version__)

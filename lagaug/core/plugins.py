@@ -85,6 +85,7 @@ class LagaugPluginManager(pluggy.PluginManager):
         self.methods: dict[str, MethodEntry] = {}
         self.infos: dict[str, PluginInfo] = {}
         self.conflicts: dict[str, str] = {}
+        self.notes: list[str] = []  # what the user should hear about loading (e.g. a filter matching nothing)
 
     # -- methods -------------------------------------------------------------------------------
     def method_names(self) -> list[str]:
@@ -96,7 +97,10 @@ class LagaugPluginManager(pluggy.PluginManager):
             raise PluginError(self.conflicts[name])
         if name not in self.methods:
             known = ", ".join(self.method_names()) or "none"
-            raise ConfigError(f"unknown method {name!r}; available methods: {known}")
+            broken = sorted(i.name for i in self.infos.values() if i.error)
+            hint = (f"; plugins that failed to load: {', '.join(broken)} (see `lagaug list-plugins`)"
+                    if broken else "")
+            raise ConfigError(f"unknown method {name!r}; available methods: {known}{hint}")
         return self.methods[name].load()
 
     def _registrar(self, plugin_name: str, added: list[MethodEntry]):
@@ -196,6 +200,7 @@ class LagaugPluginManager(pluggy.PluginManager):
         """Import and register every ``lagaug`` entry point (filtered by ``allowed``)."""
         eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=_builtin_first)
         seen: set[str] = set()
+        matched: set[str] = set()
         for ep in eps:
             dist = ep.dist.name if ep.dist is not None else ""
             version = ep.dist.version if ep.dist is not None else ""
@@ -205,6 +210,7 @@ class LagaugPluginManager(pluggy.PluginManager):
             seen.add(ep.name)
             if not builtin and allowed is not None and not ({ep.name, _normalise(dist)} & allowed):
                 continue
+            matched |= {ep.name, _normalise(dist)}
             try:
                 plugin = ep.load()
             except Exception as exc:
@@ -214,6 +220,35 @@ class LagaugPluginManager(pluggy.PluginManager):
                 )
                 continue
             self.add_plugin(plugin, ep.name, distribution=dist, version=version, builtin=builtin)
+        unmatched = sorted({a for a in allowed or () if _normalise(a) == a} - matched)
+        if unmatched:
+            self.notes.append(f"{ENV_LOAD} names {', '.join(unmatched)}, which matched no installed plugin; "
+                              f"see `lagaug list-plugins` for the names")
+
+    def check_targets(self, import_classes: bool = False) -> None:
+        """Record an error on every plugin whose registered ``"module:Class"`` target does not
+        exist: the module is looked up without importing it (no torch), or, with
+        ``import_classes``, imported and the class checked."""
+        import importlib.util
+
+        for entry in self.methods.values():
+            if not isinstance(entry.target, str):
+                continue
+            module_name, _, attr = entry.target.partition(":")
+            info = self.infos.get(entry.plugin)
+            try:
+                if import_classes:
+                    entry.load()
+                else:
+                    try:
+                        found = importlib.util.find_spec(module_name) is not None
+                    except (ImportError, ValueError):
+                        found = False
+                    if not found:
+                        raise PluginError(f"method {entry.name!r}: module {module_name!r} does not exist")
+            except PluginError as exc:
+                if info is not None and info.error is None:
+                    info.error = str(exc)
 
     def plugin_infos(self) -> list[PluginInfo]:
         return sorted(self.infos.values(), key=lambda i: (not i.builtin, i.name))

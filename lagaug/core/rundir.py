@@ -24,11 +24,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from lagaug.core.errors import ConfigError
-from lagaug.core.store import atomic_write_json, atomic_write_lines, atomic_write_text
+from lagaug.core.store import atomic_write_json, atomic_write_lines, atomic_write_text, remove_stray_temporaries
 from lagaug.core.synthstore import read_manifest
 
 METRIC_COLUMNS = [
@@ -60,28 +61,88 @@ class RunDir:
         return self.root / "synthetic" / f"it{it:03d}"
 
     # -- start / resume ------------------------------------------------------------------------
-    def start(self, config: dict[str, Any], resume: bool) -> dict[str, Any]:
-        """Create the run, or check a resumed one was started with the same configuration."""
-        if self.config_path.exists():
-            saved = json.loads(self.config_path.read_text())
+    def start(self, config: dict[str, Any], resume: bool, identity: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Create the run, or check that a resumed one is the same run; then hold its lock.
+
+        A run is recognised by what it *is*, not how its paths were spelled: the run folder's own
+        path is never compared (it may have been moved or copied), and data, pool and generator
+        are compared by ``identity`` fingerprints (content), not by the path given. Every other
+        option must match, except those that may change between sessions (:data:`RESUME_FREE`).
+        """
+        saved = self.read_config()
+        if saved is not None:
             if not resume:
                 raise ConfigError(
                     f"--out {self.root}: a run already exists there; pass --resume to continue it "
                     "or choose another --out"
                 )
-            diff = [k for k in config if k not in _RESUME_FREE and saved.get(k) != config[k]]
-            if diff:
-                key = diff[0]
-                raise ConfigError(
-                    f"--resume: {self.root} was started with {key}={saved.get(key)!r}, not "
-                    f"{config[key]!r}; drop the option or choose another --out"
-                )
+            self._check_same_run(saved, config, identity or {})
+            self.acquire_lock()
+            remove_stray_temporaries(self.root)
             return saved
-        if self.root.exists() and any(self.root.iterdir()) and not resume:
+        if resume:
+            raise ConfigError(f"--resume: {self.root} holds no lagaug run (no config.json); "
+                              "drop --resume to start a new run there, or give the run's folder")
+        if self.root.exists() and any(self.root.iterdir()):
             raise ConfigError(f"--out {self.root}: folder is not empty and holds no lagaug run; choose another --out")
         self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.config_path, config)
+        self.acquire_lock()
+        atomic_write_json(self.config_path, {**config, "identity": identity or {}})
         return config
+
+    def read_config(self) -> dict[str, Any] | None:
+        if not self.config_path.exists():
+            return None
+        try:
+            return json.loads(self.config_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{self.config_path}: unreadable ({exc}); this run cannot be resumed") from None
+
+    def _check_same_run(self, saved: dict, config: dict, identity: dict) -> None:
+        diff = [k for k in config if k not in RESUME_FREE | PATH_KEYS and saved.get(k) != config[k]]
+        if diff:
+            key = diff[0]
+            raise ConfigError(
+                f"--resume: {self.root} was started with {key}={saved.get(key)!r}, not "
+                f"{config[key]!r}; drop the option or choose another --out"
+            )
+        known = saved.get("identity", {})
+        for key, value in identity.items():
+            if key in known and known[key] != value:
+                raise ConfigError(
+                    f"--resume: {self.root} was started with other {key} (its content differs from "
+                    f"--{key} {config.get(key)!r}); give the same {key} or choose another --out"
+                )
+
+    # -- the lock ------------------------------------------------------------------------------
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_NAME
+
+    def acquire_lock(self) -> None:
+        """Hold the run folder for this process: a second process is refused (naming the holder);
+        a lock left by a process that no longer runs is taken over."""
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = _lock_holder(self.lock_path)
+                if holder is not None and holder != os.getpid() and _alive(holder):
+                    raise ConfigError(
+                        f"--out {self.root}: another lagaug process (PID {holder}) is using this run; "
+                        "wait for it to finish or stop it"
+                    ) from None
+                if holder == os.getpid():
+                    return
+                self.lock_path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"{os.getpid()}\n")
+            return
+
+    def release_lock(self) -> None:
+        if _lock_holder(self.lock_path) == os.getpid():
+            self.lock_path.unlink(missing_ok=True)
 
     # -- iterations ----------------------------------------------------------------------------
     def iteration_metrics(self, it: int) -> dict | None:
@@ -160,4 +221,25 @@ def scores_csv(train, scores, probs) -> str:
 
 
 # options that may change between a run and its resumption
-_RESUME_FREE = {"quiet", "device", "resume"}
+RESUME_FREE = {"quiet", "device", "resume", "identity", "threads"}
+# paths, compared by content (identity fingerprints) instead of by spelling; the run's own folder
+# is not compared at all
+PATH_KEYS = {"out", "data", "unlabeled", "generator"}
+LOCK_NAME = ".lagaug.lock"
+
+
+def _lock_holder(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

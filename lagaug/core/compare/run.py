@@ -76,9 +76,13 @@ class Compare:
 
     # -- set-up --------------------------------------------------------------------------------
     def prepare(self) -> None:
+        """Check everything that can be checked, then create (or reopen) the run directory."""
         import lagaug.core.cnn  # noqa: F401  (registers garay_cnn / garay_cnn_small in timm)
+        from lagaug.core.data.identity import pool_fingerprint, splits_fingerprint
+        from lagaug.core.store import check_output_dir
 
         cfg = self.cfg
+        check_output_dir(cfg.out)
         method_cls = self.pm.get_method(cfg.method)  # unknown method fails first
         _, self.options = method_config(method_cls, cfg.set)
         if self.splits is None:
@@ -96,7 +100,8 @@ class Compare:
         if self.needs_method or DUPLICATE in self.arms:
             method_cls.check_image_shape((pool.channels, *pool.image_size))
         check_classifier_input(self.ens_cfg.classifier, pool.channels, pool.image_size, pool.num_classes)
-        self.run.start(dataclasses.asdict(cfg), self.resume)
+        identity = {"data": splits_fingerprint(self.splits), "unlabeled": pool_fingerprint(self.splits.unlabeled)}
+        self.run.start(dataclasses.asdict(cfg), self.resume, identity)
         self.run.write_data_summary(self.splits.summary())
 
     def _test_set(self) -> ImageSet:
@@ -254,6 +259,12 @@ class Compare:
     # -- the whole run -------------------------------------------------------------------------
     def execute(self) -> CompareResult:
         self.prepare()
+        try:
+            return self._run()
+        finally:
+            self.run.release_lock()
+
+    def _run(self) -> CompareResult:
         cfg = self.cfg
         total = cfg.repeats * len(self.arms)
         with self.progress.task(f"compare: {cfg.repeats} repeats x {len(self.arms)} arms", total) as overall:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import warnings
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -29,6 +30,7 @@ import torch
 from PIL import Image
 
 from lagaug.core.data.dataset import DataSplits, ImagePool, ImageSet, SquarePool
+from lagaug.core.data.depth import Wide, describe as describe_notes, finish as finish_depth
 from lagaug.core.data.splits import shared_images, stratified_split
 from lagaug.core.data.synthetic import SyntheticPool, make_default_splits
 from lagaug.core.errors import ConfigError, DataError
@@ -47,6 +49,10 @@ class BadImageWarning(UserWarning):
     """An image file was skipped because it cannot be read."""
 
 
+class DepthWarning(UserWarning):
+    """Loading dropped information (transparency, NaN values)."""
+
+
 class OverlapWarning(UserWarning):
     """Some test (or validation) images are pixel-identical to training images."""
 
@@ -60,9 +66,9 @@ class _BadImage(Exception):
 
 def _check_options(image_size, seed, val_fraction, test_fraction, bad_images) -> None:
     if not isinstance(image_size, int) or isinstance(image_size, bool) or not 8 <= image_size <= 1024:
-        raise ConfigError(f"image_size must be an integer from 8 to 1024, got {image_size!r}")
+        raise ConfigError(f"--image-size must be a whole number from 8 to 1024, got {image_size!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+        raise ConfigError(f"--split-seed must be a whole number of 0 or more, got {seed!r}")
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not isinstance(value, (int, float)) or not 0 < value < 1:
             raise ConfigError(f"{name} must be a number between 0 and 1 (exclusive), got {value!r}")
@@ -72,21 +78,23 @@ def _check_options(image_size, seed, val_fraction, test_fraction, bad_images) ->
             "leave some images for training"
         )
     if bad_images not in ("warn", "error"):
-        raise ConfigError(f"bad_images must be 'warn' or 'error', got {bad_images!r}")
+        raise ConfigError(f"--bad-images must be 'warn' or 'error', got {bad_images!r}")
 
 
 # -- reading one image ------------------------------------------------------------------------------
 
 
-def _to_gray_or_rgb(im: Image.Image) -> Image.Image:
-    """An ``L`` image for gray modes (16-bit and float scaled to 0..255), else ``RGB``."""
+def _to_gray_or_rgb(im: Image.Image, notes: Counter | None = None) -> Image.Image:
+    """An ``L`` image for 8-bit gray modes, an ``F`` image for wide gray modes (16/32-bit, float;
+    scaled later, by the data set's rule in :mod:`lagaug.core.data.depth`), else ``RGB``.
+    Transparency is dropped (counted in ``notes["alpha"]``)."""
+    has_alpha = im.mode in ("RGBA", "LA", "La", "RGBa", "PA") or (im.mode == "P" and "transparency" in im.info)
+    if has_alpha and notes is not None:
+        notes["alpha"] += 1
     if im.mode in _GRAY_MODES:
         return im.convert("L")
     if im.mode in _WIDE_GRAY_MODES:
-        arr = np.asarray(im, dtype=np.float64)
-        top = float(arr.max(initial=0.0))
-        scale = 1.0 if top <= 255 else 255.0 / (65535.0 if top <= 65535 else top)
-        return Image.fromarray(np.clip(arr * scale, 0, 255).round().astype(np.uint8))
+        return Image.fromarray(np.asarray(im, dtype=np.float32), mode="F")
     if im.mode in ("P", "PA"):
         im = im.convert("RGBA")  # palette transparency is resolved before dropping alpha
     return im.convert("RGB")
@@ -99,8 +107,10 @@ def _resize(im: Image.Image, size: int) -> Image.Image:
     return im.resize((size, size), Image.Resampling.BILINEAR)
 
 
-def _read_image(path: Path, size: int, mode: str | None = None) -> np.ndarray:
-    """Decode ``path`` to ``uint8`` ``(size, size)`` (gray) or ``(size, size, 3)`` (RGB).
+def _read_image(path: Path, size: int, mode: str | None = None, notes: Counter | None = None):
+    """Decode ``path`` to ``uint8`` ``(size, size)`` (gray) or ``(size, size, 3)`` (RGB), or a
+    :class:`~lagaug.core.data.depth.Wide` gray image that :func:`~lagaug.core.data.depth.finish`
+    scales with the rest of its data set.
 
     ``mode`` ``"L"`` or ``"RGB"`` forces the result; ``None`` keeps gray gray and colour RGB.
     Raises :class:`_BadImage` with the reason when the file is not a readable image.
@@ -112,19 +122,24 @@ def _read_image(path: Path, size: int, mode: str | None = None) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()  # decode everything now: truncated files fail here
-            im = _to_gray_or_rgb(im)
+            floating = im.mode == "F"
+            im = _to_gray_or_rgb(im, notes)
     except Image.UnidentifiedImageError:
         raise _BadImage("is not an image Pillow can identify (a non-image file, or badly damaged)") from None
     except Exception as exc:  # Pillow raises many types for broken files; all mean "unreadable"
         detail = " ".join(str(exc).split())  # keep the message on one line
         raise _BadImage(f"cannot be decoded, it may be truncated or corrupt ({type(exc).__name__}: {detail})") from None
+    if im.mode == "F":
+        wide = np.asarray(_resize(im, size), dtype=np.float32)
+        return Wide(np.repeat(wide[..., None], 3, axis=2) if mode == "RGB" else wide, floating)
     if mode is not None and im.mode != mode:
         im = im.convert(mode)
     return np.asarray(_resize(im, size))
 
 
 def read_image_file(path: str | Path, *, size: int, channels: int) -> torch.Tensor:
-    """One image file as ``uint8`` ``(channels, size, size)``; a DataError names it if unreadable."""
+    """One image file as ``uint8`` ``(channels, size, size)``; a DataError names it if unreadable.
+    A wide (16-bit, float) image is scaled by the depth rule applied to it alone."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image {path} does not exist; give the path of an image file")
@@ -132,7 +147,7 @@ def read_image_file(path: str | Path, *, size: int, channels: int) -> torch.Tens
         img = _read_image(path, size, "L" if channels == 1 else "RGB")
     except _BadImage as bad:
         raise DataError(f"{path} {bad}; give a readable .png/.jpg/... image") from None
-    return _stack([img], channels)[0]
+    return _stack(finish_depth([img])[0], channels)[0]
 
 
 def _report_bad(path: Path, reason: str, bad_images: str) -> None:
@@ -217,8 +232,9 @@ def _folder_layout(root: Path) -> dict[str, list[Path]]:
     return layout
 
 
-def _read_class_folders(root, layout, image_size, bad_images, progress) -> tuple[list[str], dict]:
-    """Read every class folder: the class names, and split -> ``(images, labels, ids)`` lists."""
+def _read_class_folders(root, layout, image_size, bad_images, progress) -> tuple[list[str], dict, float | None]:
+    """Read every class folder: the class names, split -> ``(images, labels, ids)`` lists, and the
+    full scale used for wide (16-bit, float) images (``None`` when all were 8-bit)."""
     class_names = sorted({d.name for dirs in layout.values() for d in dirs})
     if len(class_names) < 2:
         raise DataError(
@@ -238,6 +254,7 @@ def _read_class_folders(root, layout, image_size, bad_images, progress) -> tuple
             jobs.append((split, d, class_names.index(d.name), files))
     total = sum(len(files) for *_, files in jobs)
     read: dict[str, tuple[list, list, list]] = {s: ([], [], []) for s in layout}
+    notes: Counter = Counter()
     with (progress or Progress(quiet=True)).task(f"reading {root.name}", total=total) as task:
         for split, folder, label, files in jobs:
             images, labels, ids = read[split]
@@ -245,7 +262,7 @@ def _read_class_folders(root, layout, image_size, bad_images, progress) -> tuple
             for path in files:
                 task.advance()
                 try:
-                    images.append(_read_image(path, image_size))
+                    images.append(_read_image(path, image_size, notes=notes))
                 except _BadImage as bad:
                     _report_bad(path, str(bad), bad_images)
                     continue
@@ -255,12 +272,19 @@ def _read_class_folders(root, layout, image_size, bad_images, progress) -> tuple
                 raise DataError(
                     f"class folder {folder} has no readable images; add .png/.jpg/... images to it"
                 )
-    return class_names, read
+    everything, scale = finish_depth([img for images, _, _ in read.values() for img in images], notes=notes)
+    start = 0
+    for split, (images, labels, ids) in read.items():  # one full scale for the whole data set
+        read[split] = (everything[start : start + len(images)], labels, ids)
+        start += len(images)
+    for message in describe_notes(notes, str(root)):
+        warnings.warn(message, DepthWarning, stacklevel=4)
+    return class_names, read, scale
 
 
 def _load_folder(root: Path, image_size, seed, val_fraction, test_fraction, bad_images, progress) -> DataSplits:
     layout = _folder_layout(root)
-    class_names, read = _read_class_folders(root, layout, image_size, bad_images, progress)
+    class_names, read, scale = _read_class_folders(root, layout, image_size, bad_images, progress)
     channels = 3 if any(img.ndim == 3 for images, _, _ in read.values() for img in images) else 1
     sets = {
         split: ImageSet(_stack(images, channels), torch.tensor(labels), list(class_names), ids)
@@ -276,7 +300,8 @@ def _load_folder(root: Path, image_size, seed, val_fraction, test_fraction, bad_
         + (f" ({', '.join(missing)} carved from train, seed {seed})" if missing else "")
     )
     return DataSplits(sets["train"], sets["val"], sets["test"], description=description,
-                      extra={"source": str(root), "carved": sorted(missing), "split_seed": seed})
+                      extra={"source": str(root), "carved": sorted(missing), "split_seed": seed,
+                             "full_scale": scale})
 
 
 # -- .npz arrays ------------------------------------------------------------------------------------
@@ -297,9 +322,27 @@ def _open_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path} cannot be read as an .npz file ({type(exc).__name__}: {exc}); save it with numpy.savez") from None
 
 
-def _npz_images(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
-    """Check and convert image array ``key`` to uint8 ``(N, H, W)`` or ``(N, H, W, 3)``."""
+def _npz_scale(arrays: list[np.ndarray]) -> dict[str, float]:
+    """The full scale of a file's image arrays, one for its float arrays and one for its integer
+    arrays (one rule for all of them; see :mod:`lagaug.core.data.depth`)."""
+    from lagaug.core.data.depth import depth_scale
+
+    def top(kind: str) -> float:
+        return max((float(np.nanmax(a)) for a in arrays if a.dtype.kind in kind and a.size), default=0.0)
+
+    floats, ints = top("f"), top("iu")
+    return {"f": 1.0 if floats <= 1.0 else (255.0 if floats <= 255 else floats),
+            "iu": 255.0 if ints <= 255 else depth_scale(ints)}
+
+
+def _npz_images(arr: np.ndarray, key: str, path: Path, scale: dict[str, float] | None = None) -> np.ndarray:
+    """Check and convert image array ``key`` to uint8 ``(N, H, W)`` or ``(N, H, W, 3)``; wider
+    types are mapped by ``scale`` (:func:`_npz_scale`), NaN to 0 and alpha dropped, with warnings."""
+    from lagaug.core.data.depth import to_uint8
+
     if arr.ndim == 4 and arr.shape[-1] in (1, 3, 4):
+        if arr.shape[-1] == 4:
+            warnings.warn(f"{path}: {key} has an alpha channel; it is ignored", DepthWarning, stacklevel=3)
         arr = arr[..., 0] if arr.shape[-1] == 1 else arr[..., :3]
     elif arr.ndim != 3:
         raise DataError(
@@ -309,15 +352,17 @@ def _npz_images(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
         raise DataError(f"{path}: {key} holds no images; every split needs at least one")
     if arr.dtype == np.uint8:
         return arr
-    if arr.dtype.kind == "f":
-        top = float(np.nanmax(arr))
-        arr = np.nan_to_num(arr * 255.0 if top <= 1.0 else arr)
-        return np.clip(arr, 0, 255).round().astype(np.uint8)
-    if arr.dtype.kind in "iu":
-        if arr.min() < 0 or arr.max() > 255:
-            raise DataError(f"{path}: {key} has values outside 0..255; store images as uint8")
-        return arr.astype(np.uint8)
-    raise DataError(f"{path}: {key} has dtype {arr.dtype}; store images as uint8 (or floats in [0, 1])")
+    if arr.dtype.kind not in "fiu":
+        raise DataError(f"{path}: {key} has dtype {arr.dtype}; store images as uint8 (or wider integers, or floats)")
+    if arr.dtype.kind in "iu" and arr.min() < 0:
+        raise DataError(f"{path}: {key} holds negative values ({int(arr.min())}); store images as unsigned values")
+    notes: Counter = Counter()
+    full = (scale or _npz_scale([arr]))["f" if arr.dtype.kind == "f" else "iu"]
+    out = np.stack([to_uint8(img, full, notes) for img in arr])
+    if notes["nan"]:
+        warnings.warn(f"{path}: {key}: {notes['nan']} image(s) hold NaN values; they are read as 0 (black)",
+                      DepthWarning, stacklevel=3)
+    return out
 
 
 def _npz_labels(arr: np.ndarray, key: str, path: Path, n_images: int) -> np.ndarray:
@@ -363,7 +408,8 @@ def _load_npz(path: Path, image_size, seed, val_fraction, progress) -> DataSplit
         if key not in arrays:
             have = ", ".join(sorted(arrays)) or "no arrays"
             raise DataError(f"{path} has no array {key!r} (it has: {have}); an .npz needs {', '.join(NPZ_KEYS)}")
-    x = {s: _npz_images(arrays[f"x_{s}"], f"x_{s}", path) for s in ("train", "test")}
+    scale = _npz_scale([arrays["x_train"], arrays["x_test"]])
+    x = {s: _npz_images(arrays[f"x_{s}"], f"x_{s}", path, scale) for s in ("train", "test")}
     y = {s: _npz_labels(arrays[f"y_{s}"], f"y_{s}", path, len(x[s])) for s in ("train", "test")}
     top = int(max(y["train"].max(), y["test"].max()))
     class_names = _npz_class_names(arrays, path, top)
@@ -383,7 +429,8 @@ def _load_npz(path: Path, image_size, seed, val_fraction, progress) -> DataSplit
         f"test {len(sets['test'])}"
     )
     return DataSplits(sets["train"], sets["val"], sets["test"], description=description,
-                      extra={"source": str(path), "carved": ["val"], "split_seed": seed})
+                      extra={"source": str(path), "carved": ["val"], "split_seed": seed,
+                             "full_scale": scale["iu"] if scale["iu"] > 255 else None})
 
 
 # -- unlabelled pools -------------------------------------------------------------------------------
@@ -397,13 +444,15 @@ class FolderPool(SquarePool):
     image_side: int
     n_channels: int
     bad_images: str = "warn"
+    full_scale: float | None = None  # wide images: the labelled data's full scale, else each batch's own
 
     def __len__(self) -> int:
         return len(self.files)
 
     def _load(self, path: Path) -> np.ndarray | None:
         try:
-            return _read_image(path, self.image_side, "L" if self.n_channels == 1 else "RGB")
+            image = _read_image(path, self.image_side, "L" if self.n_channels == 1 else "RGB")
+            return finish_depth([image], self.full_scale)[0][0]
         except _BadImage as bad:
             _report_bad(path, str(bad), self.bad_images)
             return None
@@ -441,11 +490,13 @@ class ArrayPool(SquarePool):
 
 
 def load_unlabeled(
-    source: str | Path, *, image_size: int = 32, channels: int = 1, seed: int = 0, bad_images: str = "warn"
+    source: str | Path, *, image_size: int = 32, channels: int = 1, seed: int = 0, bad_images: str = "warn",
+    full_scale: float | None = None,
 ) -> ImagePool:
     """An unlabelled pool: ``"default"`` (synthetic ok surfaces), a folder (recursive), or an ``.npz``.
 
-    Images come out as ``channels`` channels at ``image_size``, to match the labelled data.
+    Images come out as ``channels`` channels at ``image_size``, to match the labelled data; wide
+    (16-bit, float) images are scaled by ``full_scale`` (the labelled data's), when given.
     """
     if str(source) == "default":
         return SyntheticPool(DEFAULT_POOL_SIZE, image_size, seed, channels)
@@ -462,14 +513,17 @@ def load_unlabeled(
             warnings.warn(
                 f"ignoring {len(others)} non-image file(s) in {path} (e.g. {others[0]})", BadImageWarning, stacklevel=2
             )
-        return FolderPool(images, image_size, channels, bad_images)
+        return FolderPool(images, image_size, channels, bad_images, full_scale)
     if path.suffix.lower() == ".npz":
         arrays = _open_npz(path)
         key = "x" if "x" in arrays else "x_train" if "x_train" in arrays else None
         if key is None:
             have = ", ".join(sorted(arrays)) or "no arrays"
             raise DataError(f"{path} has no array 'x' or 'x_train' (it has: {have}); store the unlabeled images as x")
-        return ArrayPool(_npz_images(arrays[key], key, path), image_size, channels)
+        scale = _npz_scale([arrays[key]])
+        if full_scale:
+            scale["iu"] = full_scale
+        return ArrayPool(_npz_images(arrays[key], key, path, scale), image_size, channels)
     raise DataError(f"unlabeled data {path} is neither a folder nor an .npz file; give one of those or 'default'")
 
 
@@ -525,6 +579,7 @@ def load_data(
     _warn_overlap(splits)
     if unlabeled is not None:
         splits.unlabeled = load_unlabeled(
-            unlabeled, image_size=image_size, channels=splits.train.channels, seed=seed, bad_images=bad_images
+            unlabeled, image_size=image_size, channels=splits.train.channels, seed=seed, bad_images=bad_images,
+            full_scale=splits.extra.get("full_scale"),
         )
     return splits

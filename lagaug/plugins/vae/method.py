@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +154,17 @@ class VAEMethod(GeneratorMethod):
         self.fit_metrics = dict(state.get("fit", {}))
 
     # -- fit -----------------------------------------------------------------------------------
+    @classmethod
+    def check_train(cls, config: VAEConfig, train: Any) -> None:
+        """Every class needs ``min_class_images`` training images (one VAE per class)."""
+        counts = train.class_counts()
+        short = [f"{train.class_names[c]!r} has {n}" for c, n in enumerate(counts) if n < config.min_class_images]
+        if short:
+            raise DataError(
+                f"vae fits one VAE per class and needs at least {config.min_class_images} training images "
+                f"per class, but class {', '.join(short)}; add images or --set min_class_images=N"
+            )
+
     def fit(self, train: Any, ctx: FitContext, unlabeled: Any = None) -> dict[str, Any]:
         """Train one VAE per class on ``train`` (an ImageSet); return per-class metrics.
 
@@ -175,13 +185,8 @@ class VAEMethod(GeneratorMethod):
             raise ConfigError(
                 f"vae: training classes {train.class_names} differ from the generator's {self.class_names}"
             )
+        self.check_train(cfg, train)
         counts = train.class_counts()
-        short = [f"{self.class_names[c]!r} has {n}" for c, n in enumerate(counts) if n < cfg.min_class_images]
-        if short:
-            raise DataError(
-                f"vae fits one VAE per class and needs at least {cfg.min_class_images} training images "
-                f"per class, but class {', '.join(short)}; add images or --set min_class_images=N"
-            )
         val = ctx.val if ctx.val is not None and len(ctx.val) else None
         if val is not None:
             self._check_images(val.images, "validation images")
@@ -298,13 +303,10 @@ class VAEMethod(GeneratorMethod):
         return h.hexdigest()
 
     def _save_checkpoint(self, c: int, path: Path, fingerprint: str, summary: dict) -> None:
-        from safetensors.torch import save_file
+        from lagaug.core.store import atomic_save_safetensors
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        state = {k: v.detach().cpu().contiguous() for k, v in self.vaes[c].state_dict().items()}
-        save_file(state, str(tmp), metadata={"fingerprint": fingerprint, "summary": json.dumps(summary)})
-        os.replace(tmp, path)
+        atomic_save_safetensors(path, self.vaes[c].state_dict(),
+                                metadata={"fingerprint": fingerprint, "summary": json.dumps(summary)})
 
     def _load_checkpoint(self, c: int, path: Path, fingerprint: str) -> dict | None:
         """The summary of a matching checkpoint at ``path`` (its weights loaded), else ``None``."""

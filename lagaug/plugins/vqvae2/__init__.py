@@ -28,6 +28,8 @@ def lagaug_register_methods(register):
 def lagaug_register_commands(cli):
     import click
 
+    from lagaug.cli.main import friendly_errors
+
     @cli.command("import-checkpoint")
     @click.option("--vqvae", "vqvae_path", required=True, type=click.Path(dir_okay=False),
                   help="VQ-VAE-2 state dict (.pt) of rosinality/vq-vae-2-pytorch.")
@@ -41,21 +43,20 @@ def lagaug_register_commands(cli):
                   help="Comma-separated class names of the data the generator is used with.")
     @click.option("--image-size", type=int, default=None,
                   help="Image side in pixels (only when no prior gives it).")
+    @friendly_errors
     def import_checkpoint(vqvae_path, bottom_prior, top_prior, out, class_names, image_size):
         """Import reference VQ-VAE-2 / PixelSNAIL checkpoints as a vqvae2 generator.
 
         Files load with torch.load(weights_only=True), allowing only argparse.Namespace besides
         tensors; sizes are inferred from the tensor shapes.
         """
-        from lagaug.core.errors import LagaugError
+        from lagaug.core.store import check_output_dir
         from lagaug.plugins.vqvae2.importer import import_reference
 
+        check_output_dir(out)
         names = [n.strip() for n in class_names.split(",") if n.strip()]
-        try:
-            method = import_reference(vqvae_path, bottom_prior=bottom_prior, top_prior=top_prior,
-                                      out=out, class_names=names, image_size=image_size)
-        except LagaugError as err:
-            raise click.ClickException(str(err)) from None
+        method = import_reference(vqvae_path, bottom_prior=bottom_prior, top_prior=top_prior,
+                                  out=out, class_names=names, image_size=image_size)
         c, h, w = method.image_shape
         parts = ["VQ-VAE-2"] + [f"{lvl} prior" for lvl in ("bottom", "top")
                                 if f"{lvl}_prior" in method.state]

@@ -20,6 +20,8 @@ import argparse
 import os
 import pickle
 import re
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -38,17 +40,18 @@ def load_reference_file(path: str | os.PathLike) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        with torch.serialization.safe_globals(ALLOWED_GLOBALS):
+        with torch.serialization.safe_globals(ALLOWED_GLOBALS), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's own multi-line advice would precede our one line
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if found:
-            raise CheckpointError(
-                f"{path}: refused to load: it holds a pickled object {found.group(1)!r}; only "
-                "tensors, plain containers and argparse.Namespace are allowed in a reference "
-                "checkpoint") from None
-        raise CheckpointError(f"{path}: not a readable torch checkpoint "
-                              f"({_last_line(str(exc))})") from None
+        if not zipfile.is_zipfile(path):  # not a torch file at all: its pickle is simply broken
+            raise CheckpointError(f"{path}: not a readable torch checkpoint ({_last_line(str(exc))})") from None
+        # a well-formed torch file whose unpickling weights_only refused: it names code to run
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise CheckpointError(
+            f"{path}: refused to load: it holds Python objects{what} whose code lagaug will not run; "
+            "a reference checkpoint may hold only tensors, plain containers and argparse.Namespace") from None
     except Exception as exc:  # zip / IO errors of several types
         raise CheckpointError(f"{path}: not a readable torch checkpoint "
                               f"({type(exc).__name__}: {_last_line(str(exc))})") from None
@@ -129,6 +132,9 @@ def infer_prior(state: Mapping[str, torch.Tensor], args: Any, path: Path) -> dic
     stem = _need(state, "horizontal.conv.conv.weight_v", path)
     conv1 = _need(state, "blocks.0.resblocks.0.conv1.conv.conv.weight_v", path)
     background = _need(state, "background", path)
+    if background.dim() != 4:
+        raise CheckpointError(f"{path}: 'background' has shape {tuple(background.shape)}, expected "
+                              "(1, 2, height, width); is this a PixelSNAIL checkpoint?")
     out = {
         "shape": tuple(int(v) for v in background.shape[2:]),
         "n_class": int(stem.shape[1]),

@@ -22,7 +22,6 @@ and let a PixelSNAIL prior write new local (bottom) codes, then decode.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -226,7 +225,6 @@ class VQVAE2Method(GeneratorMethod):
     # -- fit -----------------------------------------------------------------------------------
     def fit(self, train, ctx: FitContext, unlabeled=None) -> dict[str, Any]:
         """Train everything (see the module docstring); returns the fit's metrics."""
-        started = time.perf_counter()
         dev = torch.device(ctx.device)
         self._check_set(train, "training set")
         if unlabeled is not None:
@@ -246,7 +244,6 @@ class VQVAE2Method(GeneratorMethod):
         metrics["perplexity_bottom"] = perplexity(bottom, self.config.n_embed)
         metrics.update(self._fit_priors(top, bottom, unlabeled, ctx, dev))
         self._to(dev)
-        metrics["fit_seconds"] = time.perf_counter() - started
         return metrics
 
     def _pool_batches(self, unlabeled, ctx: FitContext, dev):

@@ -220,11 +220,9 @@ def train_prior(
         if epoch == pinned:
             kept = copy.deepcopy(prior.state_dict())
         if save_dir is not None:
-            from safetensors.torch import save_file
+            from lagaug.core.store import atomic_save_safetensors
 
-            save_dir.mkdir(parents=True, exist_ok=True)
-            state = {k: v.detach().cpu().contiguous() for k, v in prior.state_dict().items()}
-            save_file(state, str(save_dir / f"{name}_epoch_{epoch:03d}.safetensors"))
+            atomic_save_safetensors(save_dir / f"{name}_epoch_{epoch:03d}.safetensors", prior.state_dict())
     if pinned is not None:
         record.chosen_epoch, record.criterion = pinned, "pinned by the user"
         prior.load_state_dict(kept)
