@@ -183,13 +183,12 @@ figcaption{font-size:.85rem;color:#5a6470}
 .tile figcaption{color:#1d2126}
 .tile dl{margin:.15rem 0 0}
 .tile dt{display:inline;color:#5a6470}
-.tile dt::after{content:": "}
 .tile dd{display:inline;margin:0}
 .tile dd::after{content:"\A";white-space:pre}
 .tile.dropped img{opacity:.45;border:2px dashed #a1261b}
 .missing{width:128px;height:128px;display:flex;align-items:center;justify-content:center;
  background:#eef2f6;border:1px dashed #8b96a3;color:#5a6470}
-.badge{display:inline-block;background:#a1261b;color:#fff;border-radius:3px;padding:0 .3rem}
+.badge{display:inline-block;margin:.1rem .2rem .1rem 0;background:#a1261b;color:#fff;border-radius:3px;padding:0 .3rem}
 .label{font-weight:600}
 .sample{display:flex;flex-wrap:wrap;gap:.6rem}
 img.grid{width:min(100%,420px);image-rendering:pixelated;border:1px solid #c7cfd8}

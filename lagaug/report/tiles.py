@@ -73,11 +73,11 @@ def synthetic_tile(run: Run, line: dict, source_files: dict[str, dict] | None = 
         badge = f'<span class="badge">dropped</span> {esc(reason) if reason else ""}'
     elif "dropped" in line:
         rows.append(("gate", "kept"))
-    dl = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in rows)
+    dl = " ".join(f"<dt>{esc(k)}:</dt> <dd>{v}</dd>" for k, v in rows)
     cls = "tile synthetic dropped" if dropped else "tile synthetic"
     return (f'<figure class="{cls}" data-id="{esc(line.get("id", ""))}">'
             f'{image_html(run, line.get("file"), alt_text(line))}'
-            f'<figcaption><code>{esc(line.get("id", "?"))}</code>{badge}<dl>{dl}</dl></figcaption></figure>')
+            f'<figcaption><code>{esc(line.get("id", "?"))}</code> {badge}<dl>{dl}</dl></figcaption></figure>')
 
 
 def source_tile(run: Run, source_id: str, label: str | None, score: Any, saved: dict | None) -> str:
@@ -91,6 +91,6 @@ def source_tile(run: Run, source_id: str, label: str | None, score: Any, saved: 
             rows.append((key, esc(value_text(value, 80))))
     image = (image_html(run, saved["file"], alt) if saved else
              f'<div class="missing" role="img" aria-label="{esc(alt)} (not saved by this run)">not saved</div>')
-    dl = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in rows)
+    dl = " ".join(f"<dt>{esc(k)}:</dt> <dd>{v}</dd>" for k, v in rows)
     return (f'<figure class="tile source" data-id="{esc(source_id)}">{image}'
-            f'<figcaption><code>{esc(source_id)}</code><dl>{dl}</dl></figcaption></figure>')
+            f'<figcaption><code>{esc(source_id)}</code> <dl>{dl}</dl></figcaption></figure>')
