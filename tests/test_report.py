@@ -82,7 +82,7 @@ def assert_self_contained(page: Page, root: Path) -> None:
     assert not page.of("script") and not page.of("link") and not page.of("iframe")
     for attrs in page.of("img"):
         assert attrs.get("alt", "").strip(), attrs
-        assert attrs["src"].startswith("data:image/png;base64,"), attrs["src"][:40]
+        assert attrs["src"].startswith(("data:image/png;base64,", "data:image/jpeg;base64,")), attrs["src"][:40]
     for attrs in page.of("a"):
         href = attrs["href"]
         if href.startswith("#"):

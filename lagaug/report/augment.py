@@ -85,6 +85,8 @@ def images_section(run: AugmentRun) -> str:
                   "and hardness = mean true-class confidence, lower is harder) and the images the generator "
                   "made from it, each with its label, its sources and weights, and the method's per-image "
                   "figures. Click an image for the full-size file.")]
+    run.prefetch([line["file"] for _, lines in run.batches for line in lines if line.get("file")]
+                 + [s["file"] for n, _ in run.batches for s in run.hard_images(n).values()])
     for n, lines in run.batches:
         parts.append(batch_block(run, n, lines))
     return section("images", "Hard images and what was made from them", "".join(parts))
@@ -122,9 +124,7 @@ def batch_block(run: AugmentRun, n: int, lines: list[dict]) -> str:
                                     f"grid below shows them (left column).")
     grid = ""
     if not saved and run.exists(f"grids/it{n:03d}.png"):
-        from lagaug.report.thumbs import thumbnail_uri
-
-        uri = thumbnail_uri(run.root / f"grids/it{n:03d}.png", max_side=2048)
+        uri = run.thumb(f"grids/it{n:03d}.png", 2048)
         if uri:
             grid = (f'<a href="grids/it{n:03d}.png"><img class="grid" src="{uri}" alt="round {n}: hard images '
                     f'(left) beside the images made from them"></a>')

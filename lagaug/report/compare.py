@@ -7,7 +7,6 @@ from lagaug.report import sections as S
 from lagaug.report.html import details, esc, note, num, section, table, value_text
 from lagaug.report.plot import Point, interval_svg
 from lagaug.report.read import CompareRun, read_json
-from lagaug.report.thumbs import thumbnail_uri
 from lagaug.report.tiles import synthetic_tile
 
 SAMPLE = 24  # synthetic images shown per repeat
@@ -145,11 +144,13 @@ def images_section(run: CompareRun) -> str:
         head = (f"Repeat {r}: {len(lines)} synthetic image(s)"
                 + (f" (planned {info['planned']}, made {info['made']}, {num(info.get('seconds'))} s)"
                    if "planned" in info and "made" in info else ""))
-        tiles = "".join(synthetic_tile(run, line) for line in sample(lines))
+        shown = sample(lines)
+        run.prefetch([line["file"] for line in shown if line.get("file")])
+        tiles = "".join(synthetic_tile(run, line) for line in shown)
         grid = ""
         if (folder / "grid.png").is_file():
             rel = run.rel(folder / "grid.png")
-            uri = thumbnail_uri(folder / "grid.png", max_side=2048)
+            uri = run.thumb(rel, 2048)
             if uri:
                 grid = (f'<figure><a href="{esc(rel)}"><img class="grid" src="{uri}" alt="repeat {r}: one source '
                         f'image per class (left) beside what was made from it"></a><figcaption>one source image '

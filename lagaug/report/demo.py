@@ -60,9 +60,10 @@ def write_augment_run(root: str | Path, images: int = 12, side: int = 32, iterat
     last iteration's metrics out (a killed run)."""
     root = Path(root)
     rng = np.random.default_rng(seed)
-    hard_k = max(1, images // 3)
+    hard_k = max(1, min(images // 3, 50))
+    pool = max(100, 4 * hard_k)
     atomic_write_json(root / "config.json", {
-        "method": "mix", "hard_k": hard_k, "iterations": iterations, "variants": 3, "data": None,
+        "method": "mix", "hard_k": hard_k, "iterations": iterations, "variants": -(-images // hard_k), "data": None,
         "classes": None, "ensemble": 3, "epochs": 2, "preset": "cpu", "seed": seed, "split_seed": 0,
         "set": {"alpha": 0.5}, "out": str(root)})
     atomic_write_json(root / "data.json", _data((80, 20), side))
@@ -71,12 +72,12 @@ def write_augment_run(root: str | Path, images: int = 12, side: int = 32, iterat
         "image_shape": [1, side, side], "class_names": CLASSES,
         "extra": {"fit": {"train_loss": {"ok": 0.12, "defect": 0.2}, "epochs_run": 40, "seconds": 3.5}}})
     atomic_write_json(root / "timings.json", {"fit_generator": 3.5, "ensembles": 12.25, "synthesis": 0.4})
-    train_ids = [f"train/{CLASSES[i % 5 == 0]}/{i:04d}" for i in range(100)]
+    train_ids = [f"train/{CLASSES[i % 5 == 0]}/{i:04d}" for i in range(pool)]
     for it in range(iterations + 1):
         if it == iterations and not finished:
             break
         members = _members(rng, 0.7 + 0.02 * it)
-        metrics = {"iteration": it, "train_size": 100 + it * images, "synthetic_total": it * images,
+        metrics = {"iteration": it, "train_size": pool + it * images, "synthetic_total": it * images,
                    "added": images if it else 0, **_summary(members), "per_member": members,
                    "stage_seconds": {"train": 4.0 + it, "score": 0.3}}
         if it:
@@ -88,8 +89,8 @@ def write_augment_run(root: str | Path, images: int = 12, side: int = 32, iterat
         if it == iterations:
             break
         batch = f"synthetic/it{it + 1:03d}"
-        chosen = rng.choice(100, size=hard_k, replace=False)
-        saved = sorted(set(chosen.tolist()) | set(rng.choice(100, size=hard_k, replace=False).tolist()))
+        chosen = rng.choice(pool, size=hard_k, replace=False)
+        saved = sorted(set(chosen.tolist()) | set(rng.choice(pool, size=hard_k, replace=False).tolist()))
         source_lines = []
         for r in saved:
             atomic_write_bytes(root / batch / "sources" / f"{r:05d}.png", _png(rng, side, "defect" in train_ids[r]))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lagaug.core.errors import ConfigError
+from lagaug.report.thumbs import THUMB, thumbnail_uri, thumbnails
 
 AUGMENT, COMPARE = "augment", "compare"
 
@@ -88,6 +89,21 @@ class Run:
         self.kind = run_kind(self.root)
         self.config: dict = read_json(self.root / "config.json")
         self.data: dict | None = read_json(self.root / "data.json")
+        self._thumbs: dict[tuple[str, int], str | None] = {}
+
+    def thumb(self, rel: str, max_side: int = THUMB) -> str | None:
+        """The embedded thumbnail of ``root/rel`` (made once per report)."""
+        key = (rel, max_side)
+        if key not in self._thumbs:
+            self._thumbs[key] = thumbnail_uri(self.root / rel, max_side)
+        return self._thumbs[key]
+
+    def prefetch(self, rels: list[str]) -> None:
+        """Make the thumbnails of many images at once (on several threads)."""
+        todo = [r for r in dict.fromkeys(rels) if (r, THUMB) not in self._thumbs]
+        made = thumbnails([self.root / r for r in todo])
+        for r in todo:
+            self._thumbs[(r, THUMB)] = made[self.root / r]
 
     def rel(self, path: Path) -> str:
         """``path`` relative to the run directory, with forward slashes (for links)."""

@@ -8,7 +8,6 @@ from typing import Any
 
 from lagaug.report.html import details, esc, flatten, key_values, note, num, section, table, value_text
 from lagaug.report.read import Run, read_json
-from lagaug.report.thumbs import thumbnail_uri
 
 METRIC_NAMES = {"auc": "AUC", "f1": "macro-F1", "accuracy": "accuracy"}
 
@@ -84,7 +83,7 @@ def generator_block(run: Run, folder: Path, meta: dict | None, title: str) -> st
     figures = sorted(folder.glob("*.png"))[:12] + sorted(folder.glob("*/*.png"))[:12]
     for fig in figures:
         rel = run.rel(fig)
-        uri = thumbnail_uri(fig, max_side=1024)
+        uri = run.thumb(rel, 1024)
         if uri:
             parts.append(f'<figure><a href="{esc(rel)}"><img class="grid" src="{uri}" alt="generator figure '
                          f'{esc(rel)}"></a><figcaption>{esc(rel)}</figcaption></figure>')

@@ -10,7 +10,7 @@ from typing import Any
 
 from lagaug.report.html import esc, is_number, num, value_text
 from lagaug.report.read import Run
-from lagaug.report.thumbs import thumbnail_uri
+from lagaug.report.thumbs import THUMB
 
 # manifest keys shown in their own place (everything else is listed as a per-image figure)
 PLACED = {"id", "file", "method", "seed", "iteration", "repeat", "source", "source_label", "source_weight",
@@ -19,7 +19,7 @@ PLACED = {"id", "file", "method", "seed", "iteration", "repeat", "source", "sour
 
 def image_html(run: Run, rel: str | None, alt: str, max_side: int | None = None) -> str:
     """The thumbnail of ``run.root / rel`` linked to the file (or a placeholder when absent)."""
-    uri = thumbnail_uri(run.root / rel, **({"max_side": max_side} if max_side else {})) if rel else None
+    uri = run.thumb(rel, max_side or THUMB) if rel else None
     if uri is None:
         return f'<div class="missing" role="img" aria-label="{esc(alt)} (image file missing)">image missing</div>'
     return f'<a href="{esc(rel)}"><img src="{uri}" alt="{esc(alt)}"></a>'
