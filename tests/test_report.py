@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -74,6 +75,14 @@ class Page(HTMLParser):
 
 def read_page(root: Path) -> Page:
     return Page((root / "report.html").read_text(encoding="utf-8"))
+
+
+def rendered(root: Path) -> Page:
+    """Write the run's report and read it back, checked to be self-contained."""
+    write_report(root)
+    page = read_page(root)
+    assert_self_contained(page, root)
+    return page
 
 
 def assert_self_contained(page: Page, root: Path) -> None:
@@ -242,9 +251,7 @@ def test_compare_report_from_a_real_run(pm, data, tmp_path):
 
 def test_what_a_newer_lagaug_adds_is_shown_without_code_changes(tmp_path):
     root = write_augment_run(tmp_path / "run", images=12, sources=3)
-    write_report(root)
-    page = read_page(root)
-    assert_self_contained(page, root)
+    page = rendered(root)
     for it in (1, 2):
         for line in map(json.loads, (root / f"synthetic/it{it:03d}/manifest.jsonl").read_text().splitlines()):
             text = page.tile_text(line["id"])
@@ -276,8 +283,6 @@ def test_a_killed_run_still_gets_a_page(tmp_path):
 
 def test_a_run_without_saved_hard_images_shows_the_grid(tmp_path):
     root = write_augment_run(tmp_path / "run")
-    import shutil
-
     for it in (1, 2):
         shutil.rmtree(root / f"synthetic/it{it:03d}/sources")
     (root / "grids").mkdir()
@@ -289,9 +294,7 @@ def test_a_run_without_saved_hard_images_shows_the_grid(tmp_path):
 
 def test_compare_report_from_files_samples_both_classes(tmp_path):
     root = write_compare_run(tmp_path / "cmp", images=60, repeats=2)
-    write_report(root)
-    page = read_page(root)
-    assert_self_contained(page, root)
+    page = rendered(root)
     for r in (0, 1):
         shown = [k for k in page.tiles if k.startswith(f"synthetic/r{r:03d}/")]
         assert len(shown) == 24
