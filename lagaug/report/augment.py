@@ -119,15 +119,16 @@ def batch_block(run: AugmentRun, n: int, lines: list[dict]) -> str:
                       f'<span class="arrow" aria-hidden="true">→</span><div class="made">{tiles}</div></div>')
     dropped = sum(1 for line in lines if line.get("dropped"))
     summary = (f"Round {n}: {len(groups)} hard image(s) chosen after iteration {n - 1}, {len(lines)} image(s) made"
-               + (f", {dropped} dropped by the quality gate" if dropped else "") + f" — they join iteration {n}")
-    missing = "" if saved else note("This run did not save its hard images (an older lagaug); the "
-                                    f"grid below shows them (left column).")
+               + (f", {dropped} dropped by the quality gate — the others join" if dropped else " — they join")
+               + f" iteration {n}")
     grid = ""
     if not saved and run.exists(f"grids/it{n:03d}.png"):
         uri = run.thumb(f"grids/it{n:03d}.png", 2048)
         if uri:
             grid = (f'<a href="grids/it{n:03d}.png"><img class="grid" src="{uri}" alt="round {n}: hard images '
                     f'(left) beside the images made from them"></a>')
+    missing = "" if saved else note("This run did not save its hard images (an older lagaug)" + (
+        "; the grid below shows them (left column)." if grid else "."))
     body = missing + grid + "".join(blocks)
     return f'<section id="round-{n}" aria-label="round {n}">' + details(summary, body, open_=len(lines) <= OPEN_LIMIT) \
         + "</section>"
