@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from lagaug.cli.main import common_run_options, friendly_errors, pass_plugins, set_option
+from lagaug.cli.report import report_option, write_after_run
 
 
 @click.command("list-plugins")
@@ -40,11 +41,12 @@ def list_plugins(plugins, as_json: bool, check: bool) -> None:
 @set_option
 @click.option("--out", default=None, metavar="DIR", help="Run directory [lagaug-runs/METHOD-TIME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out; finished work is not redone.")
+@report_option
 @pass_plugins
 @friendly_errors
 def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, image_size, seed, split_seed, device,
             bad_images, quiet, classes, include_synthetic, ensemble, epochs, classifier, preset, generator, overrides,
-            out, resume) -> None:
+            out, resume, report) -> None:
     """Run the iterative hard-sample loop and report the metric per iteration."""
     import time
 
@@ -68,6 +70,7 @@ def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, imag
     progress = Progress(quiet=quiet, console=render.console(stderr=True))
     result = run_augment(config, progress, resume=resume, plugins=plugins)
     render.summary_table(result.rows, result.run_dir)
+    write_after_run(result.run_dir, plugins, report)
 
 
 @click.command()

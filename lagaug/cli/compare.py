@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from lagaug.cli.main import common_run_options, friendly_errors, pass_plugins, set_option
+from lagaug.cli.report import report_option, write_after_run
 
 
 def results_table(result) -> None:
@@ -89,12 +90,13 @@ def results_table(result) -> None:
 @click.option("--keep-checkpoints", is_flag=True, help="Keep the classifiers of finished cells.")
 @click.option("--out", default=None, metavar="DIR", help="Run directory [lagaug-runs/compare-METHOD-TIME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out; finished cells are not redone.")
+@report_option
 @pass_plugins
 @friendly_errors
 def compare(plugins, method, arms, repeats, train_size, proportional, val_fraction, test_size, synthetic_per_image,
             classic_overrides, data, unlabeled, image_size, seed, split_seed, device, bad_images, quiet, classifier, epochs,
             members, batch_size, lr, budget, classifier_overrides, preset, overrides, generator_val, alpha, test_name, keep_checkpoints,
-            out, resume) -> None:
+            out, resume, report) -> None:
     """Train classifiers side by side on real, classic, synthetic (METHOD), classic+METHOD and
     duplicate training sets; report macro-F1 / accuracy / AUC with 95% intervals over repeats and
     paired significance tests."""
@@ -126,3 +128,4 @@ def compare(plugins, method, arms, repeats, train_size, proportional, val_fracti
     progress = Progress(quiet=quiet, console=render.console(stderr=True))
     result = run_compare(config, progress, resume=resume, plugins=plugins)
     results_table(result)
+    write_after_run(result.run_dir, plugins, report)

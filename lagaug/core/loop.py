@@ -32,7 +32,7 @@ from lagaug.core.progress import Progress
 from lagaug.core.rundir import RunDir
 from lagaug.core.runtime import derive_seed, resolve_device, stage_generator
 from lagaug.core.stats import paired_difference
-from lagaug.core.synthstore import read_synthetic, write_synthetic
+from lagaug.core.synthstore import read_synthetic, write_sources, write_synthetic
 
 
 @dataclass
@@ -246,6 +246,7 @@ class Loop:
             synth = synthesize(self.pm, method, train.float_images(chosen), train.targets()[chosen], ctx)
             task.advance(1, status=f"{len(synth)} images")
         nxt = it + 1
+        write_sources(self.run.root, f"synthetic/it{nxt:03d}/sources", train, synth, chosen, scores)
         lines = write_synthetic(
             self.run.root, f"synthetic/it{nxt:03d}", synth, train, method=self.cfg.method,
             seed=derive_seed(self.cfg.seed, "stage", it), id_prefix=f"synthetic/it{nxt:03d}",

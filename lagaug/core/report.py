@@ -23,7 +23,11 @@ def plot_metrics(rows: list[dict], path: str | Path, metrics: tuple[str, ...] = 
     for name in metrics:
         means = [r.get(f"{name}_mean", float("nan")) for r in rows]
         cis = [r.get(f"{name}_ci", 0.0) for r in rows]
-        ax.errorbar(its, means, yerr=cis, marker="o", capsize=4, label=f"{name} (mean, 95% CI)")
+        # the interval clipped to the metric's range [0, 1] (an undefined one is not drawn)
+        low = [m - max(0.0, m - c) if c == c else 0.0 for m, c in zip(means, cis)]
+        high = [min(1.0, m + c) - m if c == c else 0.0 for m, c in zip(means, cis)]
+        ax.errorbar(its, means, yerr=[low, high], marker="o", capsize=4, label=f"{name} (mean, 95% CI)")
+    ax.set_ylim(0.0, 1.02)
     ax.set_xlabel("iteration (0 = baseline)")
     ax.set_ylabel("test metric")
     ax.set_xticks(its)

@@ -10,10 +10,12 @@ Layout (``RUN`` is ``--out``)::
     RUN/iterations/it000/scores.csv    every training image's score
     RUN/synthetic/it001/*.png          images synthesized after iteration 0 (join the set at 1)
     RUN/synthetic/it001/manifest.jsonl one line per image (its presence marks the batch done)
+    RUN/synthetic/it001/sources/       the real images the batch was made from (+ sources.jsonl)
     RUN/manifest.jsonl                 all manifest lines of the run
     RUN/metrics.jsonl, metrics.csv     one row per finished iteration
     RUN/metrics.png                    metric per iteration with its 95% interval
     RUN/grids/it001.png                sources (left) beside what was made from them
+    RUN/report.html                    the page to read (:mod:`lagaug.report`)
 
 Every file is written atomically (temporary name, then rename). Work whose marker file exists is
 never redone on ``--resume``.

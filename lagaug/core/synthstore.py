@@ -98,3 +98,22 @@ def read_synthetic(root: Path, lines: list[dict], like: ImageSet) -> ImageSet | 
         synthetic=torch.ones(len(lines), dtype=torch.bool),
         sources=[tuple(line["source"]) for line in lines],
     )
+
+
+def write_sources(root: Path, folder: str, pool: ImageSet, synth: Synthesis, chosen: torch.Tensor,
+                  scores: torch.Tensor | None = None) -> list[dict]:
+    """Save the real images a batch was made from — the ``chosen`` rows of ``pool`` and every
+    other source row ``synth`` names — as ``root/folder/NNNNN.png`` (``NNNNN``: the pool row) with
+    ``root/folder/sources.jsonl`` (``id``, ``file`` relative to ``folder``, ``label``, ``score``,
+    ``chosen``), so the run's report can show each hard image beside what was made from it."""
+    root = Path(root)
+    picked = {int(r) for r in chosen.tolist()}
+    rows = sorted(picked | {int(r) for r in synth.source.flatten().tolist() if r >= 0})
+    lines = []
+    for r in rows:
+        name = f"{r:05d}.png"
+        save_png(root / folder / name, pool.images[r])
+        lines.append({"id": pool.ids[r], "file": name, "label": pool.class_names[int(pool.labels[r])],
+                      "score": None if scores is None else float(scores[r]), "chosen": r in picked})
+    atomic_write_lines(root / folder / "sources.jsonl", (json.dumps(line) for line in lines))
+    return lines

@@ -1,0 +1,191 @@
+"""The report of a ``compare`` run: each arm with its interval, the paired differences with
+corrected p-values, every cell, a sample of the synthetic images, the data and the generators."""
+
+from __future__ import annotations
+
+from lagaug.report import sections as S
+from lagaug.report.html import details, esc, note, num, section, table, value_text
+from lagaug.report.plot import Point, interval_svg
+from lagaug.report.read import CompareRun, read_json
+from lagaug.report.tiles import synthetic_tile
+
+SAMPLE = 24  # synthetic images shown per repeat
+REAL, CLASSIC, DUPLICATE = "real", "classic", "duplicate"
+
+
+def _arms(run: CompareRun) -> list[str]:
+    m = run.config.get("method", "method")
+    arms = run.config.get("arms")
+    if arms:
+        return [a.replace("method", m) if a in ("method", "classic+method") else a for a in arms]
+    return [REAL, CLASSIC, m, f"{CLASSIC}+{m}", DUPLICATE]
+
+
+def test_counts(run: CompareRun) -> dict[str, int] | None:
+    """Images per class of the test set every arm is evaluated on."""
+    counts = ((run.data or {}).get("counts") or {}).get("test")
+    size = run.config.get("test_size")
+    if counts and isinstance(size, int) and size < sum(counts.values()):
+        k = len(counts)
+        return {c: size // k + (1 if i < size % k else 0) for i, c in enumerate(counts)}
+    return counts
+
+
+def status(run: CompareRun) -> str:
+    planned = run.config.get("repeats", 0) * len(_arms(run))
+    if not run.rows:
+        return note(f"No results.json: the comparison has not finished ({len(run.cells)} of {planned} cells "
+                    f"done). Continue it with `lagaug compare ... --out {run.root} --resume`; the finished "
+                    "cells are listed below.", "warn")
+    if isinstance(planned, int) and len(run.cells) < planned:
+        return note(f"{len(run.cells)} of {planned} cells finished; the figures cover those.", "warn")
+    return ""
+
+
+def arms_section(run: CompareRun) -> str:
+    if not run.rows:
+        return section("arms", "Arms", note("No per-arm summary yet."))
+    alpha = run.config.get("alpha", 0.05)
+    rows = []
+    for r in run.rows:
+        base = r.get("arm") == REAL
+        sig = r.get("f1_significant_vs_real")
+        delta = r.get("f1_delta_vs_real")
+        verdict = "—" if base or sig is None else ("yes" if sig else "no")
+        rows.append([r.get("arm"), r.get("repeats"), r.get("train_size"), r.get("added"),
+                     S.interval(r.get("f1_mean"), r.get("f1_ci")),
+                     S.interval(r.get("accuracy_mean"), r.get("accuracy_ci")),
+                     S.interval(r.get("auc_mean"), r.get("auc_ci")),
+                     "—" if base or not isinstance(delta, (int, float)) or delta != delta else f"{delta:+.3f}",
+                     "—" if base else num(r.get("f1_p_vs_real")), verdict])
+    parts = [table(["arm", "repeats", "train images", "added", "macro-F1 [95% CI]", "accuracy [95% CI]",
+                    "AUC [95% CI]", "Δ F1 vs real", "p vs real (Holm)", f"significant (α = {num(alpha)})"],
+                   rows, caption="Each arm: mean over repeats with its 95% interval (clipped to [0, 1])",
+                   numeric=[False] + [True] * 9)]
+    refs = S.references(test_counts(run))
+    plots = []
+    for key, name in S.METRIC_NAMES.items():
+        points = [Point(str(r.get("arm")), r.get(f"{key}_mean", float("nan")), r.get(f"{key}_ci", float("nan")),
+                        dots=[c.get(key) for c in run.cells if c.get("arm") == r.get("arm")],
+                        highlight=r.get("arm") == REAL) for r in run.rows]
+        plots.append(f"<figure>{interval_svg(f'plot-{key}', f'{name} per arm', points, reference=refs.get(key))}</figure>")
+    parts.append(f'<div class="plots">{"".join(plots)}</div>')
+    parts.append(note("Dots: mean over repeats (red: the real baseline); bars: 95% interval (Student t over "
+                      "repeats, clipped to [0, 1]; an end without a cap was clipped); grey dots: single repeats; "
+                      "dashed line: a classifier without skill (AUC 0.5; macro-F1 and accuracy of always "
+                      "predicting the largest test class)."))
+    return section("arms", "Arms", "".join(parts))
+
+
+def comparisons_section(run: CompareRun) -> str:
+    if not run.comparisons:
+        return ""
+    alpha = run.config.get("alpha", 0.05)
+    rows = []
+    for c in run.comparisons:
+        d, h = c.get("delta"), c.get("delta_ci")
+        diff = "n/a" if not isinstance(d, (int, float)) or d != d else (
+            f"{d:+.3f} ± {'n/a' if not isinstance(h, (int, float)) or h != h else f'{h:.3f}'}")
+        rows.append([f"{c.get('arm')} vs {c.get('baseline')}", c.get("family"),
+                     S.METRIC_NAMES.get(c.get("metric"), c.get("metric")), c.get("n"), diff,
+                     num(c.get("p")), num(c.get("p_holm")), "yes" if c.get("significant") else "no"])
+    test = next((c.get("test") for c in run.comparisons if c.get("test")), "paired")
+    min_p = min((c.get("min_p") for c in run.comparisons if isinstance(c.get("min_p"), (int, float))), default=None)
+    text = (f"Paired two-sided {test} test over repeats. The primary family (METHOD vs real, METHOD vs "
+            f"duplicate, classic+METHOD vs classic, on macro-F1) and the secondary family (all others) are "
+            f"each Holm-corrected; significant = corrected p < {num(alpha)}."
+            + (f" With these repeats the smallest p the test can give is {num(min_p)}." if min_p is not None else ""))
+    body = table(["comparison", "family", "metric", "repeats", "Δ [95% CI half-width]", "p", "p (Holm)",
+                  "significant"], rows, caption="Paired differences", numeric=[False, False, False, True, True,
+                                                                               True, True, False])
+    return section("comparisons", "Paired differences", body + note(text))
+
+
+def cells_section(run: CompareRun) -> str:
+    if not run.cells:
+        return section("cells", "Cells", note("No cell has finished yet."))
+    rows = [[c.get("repeat"), c.get("arm"), c.get("train_size"), c.get("added"), c.get("f1"), c.get("accuracy"),
+             c.get("auc"), c.get("epochs"), c.get("seconds")] for c in run.cells]
+    body = table(["repeat", "arm", "train images", "added", "macro-F1", "accuracy", "AUC", "epochs", "seconds"],
+                 rows, caption="Every cell (repeat × arm): the mean of its classifiers", numeric=[True] * 2 + [True] * 7)
+    for c in run.cells:
+        for w in S.warnings_of(c):
+            body = note(f"repeat {c.get('repeat')}, {c.get('arm')}: {w}", "warn") + body
+    return section("cells", "Cells", details(f"{len(run.cells)} cells", body))
+
+
+def sample(lines: list[dict], n: int = SAMPLE) -> list[dict]:
+    """Up to ``n`` lines, taken in turn from each label, evenly spread within each."""
+    by_label: dict[str, list[dict]] = {}
+    for line in lines:
+        by_label.setdefault(str(line.get("label")), []).append(line)
+    per = max(1, -(-n // max(len(by_label), 1)))
+    picked = []
+    for group in by_label.values():
+        step = max(1, len(group) / per)
+        picked.extend(group[int(i * step)] for i in range(min(per, len(group))))
+    return picked[:n]
+
+
+def images_section(run: CompareRun) -> str:
+    m = run.config.get("method", "?")
+    arms = _arms(run)
+    uses = [a for a in arms if a in (m, f"{CLASSIC}+{m}")]
+    parts = [note(f"The arms {', '.join(uses) or m} train on the real images plus these synthetic images; "
+                  f"{DUPLICATE} adds copies of their source images instead; {CLASSIC} rotates and shifts the real "
+                  f"images while training; {REAL} uses the real images alone. A sample of up to {SAMPLE} per repeat, "
+                  "spread over the classes; click an image for the full-size file.")]
+    if not run.repeats:
+        parts.append(note("No repeat has started yet."))
+    for r, folder in run.repeats:
+        lines = [{**line, "file": run.rel(folder / line["file"])} if line.get("file") else line
+                 for line in run.manifest(folder)]  # files are relative to the repeat's folder
+        info = read_json(folder / "synthesis.json") or {}
+        head = (f"Repeat {r}: {len(lines)} synthetic image(s)"
+                + (f" (planned {info['planned']}, made {info['made']}, {num(info.get('seconds'))} s)"
+                   if "planned" in info and "made" in info else ""))
+        shown = sample(lines)
+        run.prefetch([line["file"] for line in shown if line.get("file")])
+        tiles = "".join(synthetic_tile(run, line) for line in shown)
+        grid = ""
+        if (folder / "grid.png").is_file():
+            rel = run.rel(folder / "grid.png")
+            uri = run.thumb(rel, 2048)
+            if uri:
+                grid = (f'<figure><a href="{esc(rel)}"><img class="grid" src="{uri}" alt="repeat {r}: one source '
+                        f'image per class (left) beside what was made from it"></a><figcaption>one source image '
+                        f'per class (left) beside what was made from it</figcaption></figure>')
+        body = (f'<div class="sample">{tiles}</div>' if tiles else note("no synthetic images in this repeat")) + grid
+        parts.append(f'<section id="repeat-{r}" aria-label="repeat {r}">{details(head, body, open_=r == 0)}</section>')
+    return section("images", "Synthetic images", "".join(parts))
+
+
+def generators_section(run: CompareRun) -> str:
+    blocks = []
+    for r, folder in run.repeats:
+        meta = read_json(folder / "generator" / "generator.json")
+        blocks.append(details(f"repeat {r}", S.generator_block(run, folder / "generator", meta,
+                                                                f"repeat {r}: generator.json"), open_=r == 0))
+    return section("generator", "Generators", "".join(blocks) or note("No generator was fitted."))
+
+
+def build(run: CompareRun, plugins: list[dict] | None = None) -> tuple[str, list[tuple[str, str]], str]:
+    cfg = run.config
+    method = cfg.get("method", "?")
+    title = f"lagaug compare — {method} — {run.root.name}"
+    ens = cfg.get("ensemble") or {}
+    intro = (f"<p>Classifiers trained side by side on {esc(', '.join(_arms(run)))} over "
+             f"{esc(num(cfg.get('repeats')))} repeat(s); preset {esc(cfg.get('preset', '?'))}"
+             f"{' with ' + esc(value_text(ens)) if ens else ''}; "
+             f"{esc(num(cfg.get('synthetic_per_image')))} synthetic image(s) per real training image.</p>")
+    first = read_json(run.repeats[0][1] / "generator" / "generator.json") if run.repeats else None
+    body = "".join([status(run), intro, arms_section(run), comparisons_section(run), cells_section(run),
+                    images_section(run), S.data_section(run), generators_section(run), S.config_section(run),
+                    S.extra_records(run, {"config.json", "data.json", "results.json"}),
+                    S.environment_section(run, first, plugins, method)])
+    nav = [("arms", "Arms"), ("comparisons", "Differences"), ("cells", "Cells"), ("images", "Images"),
+           ("data", "Data"), ("generator", "Generators"), ("config", "Configuration"), ("environment", "Versions")]
+    return title, nav, body
+
+
+__all__ = ["build", "sample"]
