@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from lagaug.core.data import load_data, load_unlabeled
-from lagaug.core.data import sources
+from lagaug.core.data import pools, sources
 from lagaug.core.data.sources import BadImageWarning, FolderPool
 from lagaug.core.data.splits import stratified_split
 from lagaug.core.data.synthetic import SyntheticPool
@@ -279,7 +279,7 @@ def test_folder_pool_streams_each_file_once_reading_per_batch(tmp_path, monkeypa
         _png(tmp_path / "pool" / f"part{i % 3}" / "deeper" / f"{i}.png", value=10 * i)
     reads = []
     real = sources._read_image
-    monkeypatch.setattr(sources, "_read_image", lambda *a, **k: reads.append(a[0]) or real(*a, **k))
+    monkeypatch.setattr(pools, "_read_image", lambda *a, **k: reads.append(a[0]) or real(*a, **k))
     pool = load_unlabeled(tmp_path / "pool", image_size=8)
     assert isinstance(pool, FolderPool) and len(pool) == 23 and reads == []
     batches = pool.iter_batches(5, torch.Generator().manual_seed(0))

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
-
+from typing import Any, Iterable, Iterator
 
 TMP_SUFFIX = ".tmp"
 
@@ -34,15 +34,16 @@ def temporary_path(path: Path) -> str:
     return tmp
 
 
-def _atomic(path: Path, write) -> Path:
+@contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` (mode per the
+    umask), on any failure it is deleted and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield tmp
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -50,7 +51,15 @@ def _atomic(path: Path, write) -> Path:
         except FileNotFoundError:
             pass
         raise
-    return path
+
+
+def _atomic(path: Path, write) -> Path:
+    with replacing(path) as tmp:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return Path(path)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -73,20 +82,9 @@ def atomic_save_safetensors(path: str | os.PathLike, tensors: dict, metadata: di
     """Write ``tensors`` (and string ``metadata``) as a safetensors file, atomically (never pickle)."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    try:
+    with replacing(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return Path(path)
 
 
 def remove_stray_temporaries(root: str | os.PathLike) -> int:

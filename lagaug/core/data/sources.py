@@ -19,46 +19,28 @@ with one line that names the file and says what to do. Unreadable image files ar
 from __future__ import annotations
 
 import warnings
-import zipfile
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
-import numpy as np
 import torch
-from PIL import Image
 
-from lagaug.core.data.dataset import DataSplits, ImagePool, ImageSet, SquarePool
-from lagaug.core.data.depth import Wide, describe as describe_notes, finish as finish_depth
-from lagaug.core.data.splits import shared_images, stratified_split
-from lagaug.core.data.synthetic import SyntheticPool, make_default_splits
+from lagaug.core.data.dataset import DataSplits, ImageSet
+from lagaug.core.data.depth import describe as describe_notes, finish as finish_depth
+from lagaug.core.data.images import (  # noqa: F401  (re-exported: the public names of data loading)
+    IMAGE_EXTENSIONS, BadImageWarning, DepthWarning, _BadImage, _read_image, _report_bad, _stack, read_image_file,
+)
+from lagaug.core.data.npz import NPZ_KEYS, load_npz  # noqa: F401
+from lagaug.core.data.pools import DEFAULT_POOL_SIZE, ArrayPool, FolderPool, files_below, load_unlabeled, visible  # noqa: F401
+from lagaug.core.data.splits import carve, shared_images
+from lagaug.core.data.synthetic import make_default_splits
 from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.progress import Progress
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 SPLITS = ("train", "val", "test")
-NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-DEFAULT_POOL_SIZE = 2000
-_IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
-_GRAY_MODES = frozenset({"1", "L", "LA", "La"})
-_WIDE_GRAY_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
-
-
-class BadImageWarning(UserWarning):
-    """An image file was skipped because it cannot be read."""
-
-
-class DepthWarning(UserWarning):
-    """Loading dropped information (transparency, NaN values)."""
 
 
 class OverlapWarning(UserWarning):
     """Some test (or validation) images are pixel-identical to training images."""
-
-
-class _BadImage(Exception):
-    """Internal: why one file cannot be used (turned into a warning or a DataError)."""
 
 
 # -- options ----------------------------------------------------------------------------------------
@@ -81,127 +63,11 @@ def _check_options(image_size, seed, val_fraction, test_fraction, bad_images) ->
         raise ConfigError(f"--bad-images must be 'warn' or 'error', got {bad_images!r}")
 
 
-# -- reading one image ------------------------------------------------------------------------------
-
-
-def _to_gray_or_rgb(im: Image.Image, notes: Counter | None = None) -> Image.Image:
-    """An ``L`` image for 8-bit gray modes, an ``F`` image for wide gray modes (16/32-bit, float;
-    scaled later, by the data set's rule in :mod:`lagaug.core.data.depth`), else ``RGB``.
-    Transparency is dropped (counted in ``notes["alpha"]``)."""
-    has_alpha = im.mode in ("RGBA", "LA", "La", "RGBa", "PA") or (im.mode == "P" and "transparency" in im.info)
-    if has_alpha and notes is not None:
-        notes["alpha"] += 1
-    if im.mode in _GRAY_MODES:
-        return im.convert("L")
-    if im.mode in _WIDE_GRAY_MODES:
-        return Image.fromarray(np.asarray(im, dtype=np.float32), mode="F")
-    if im.mode in ("P", "PA"):
-        im = im.convert("RGBA")  # palette transparency is resolved before dropping alpha
-    return im.convert("RGB")
-
-
-def _resize(im: Image.Image, size: int) -> Image.Image:
-    """Bilinear resize to ``size`` x ``size`` (Pillow widens the filter when shrinking: antialiased)."""
-    if im.size == (size, size):
-        return im
-    return im.resize((size, size), Image.Resampling.BILINEAR)
-
-
-def _read_image(path: Path, size: int, mode: str | None = None, notes: Counter | None = None):
-    """Decode ``path`` to ``uint8`` ``(size, size)`` (gray) or ``(size, size, 3)`` (RGB), or a
-    :class:`~lagaug.core.data.depth.Wide` gray image that :func:`~lagaug.core.data.depth.finish`
-    scales with the rest of its data set.
-
-    ``mode`` ``"L"`` or ``"RGB"`` forces the result; ``None`` keeps gray gray and colour RGB.
-    Raises :class:`_BadImage` with the reason when the file is not a readable image.
-    """
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise _BadImage(f"is not an image file (extension {path.suffix or 'none'})")
-    if path.stat().st_size == 0:
-        raise _BadImage("is empty (0 bytes)")
-    try:
-        with Image.open(path) as im:
-            im.load()  # decode everything now: truncated files fail here
-            floating = im.mode == "F"
-            im = _to_gray_or_rgb(im, notes)
-    except Image.UnidentifiedImageError:
-        raise _BadImage("is not an image Pillow can identify (a non-image file, or badly damaged)") from None
-    except Exception as exc:  # Pillow raises many types for broken files; all mean "unreadable"
-        detail = " ".join(str(exc).split())  # keep the message on one line
-        raise _BadImage(f"cannot be decoded, it may be truncated or corrupt ({type(exc).__name__}: {detail})") from None
-    if im.mode == "F":
-        wide = np.asarray(_resize(im, size), dtype=np.float32)
-        return Wide(np.repeat(wide[..., None], 3, axis=2) if mode == "RGB" else wide, floating)
-    if mode is not None and im.mode != mode:
-        im = im.convert(mode)
-    return np.asarray(_resize(im, size))
-
-
-def read_image_file(path: str | Path, *, size: int, channels: int) -> torch.Tensor:
-    """One image file as ``uint8`` ``(channels, size, size)``; a DataError names it if unreadable.
-    A wide (16-bit, float) image is scaled by the depth rule applied to it alone."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image {path} does not exist; give the path of an image file")
-    try:
-        img = _read_image(path, size, "L" if channels == 1 else "RGB")
-    except _BadImage as bad:
-        raise DataError(f"{path} {bad}; give a readable .png/.jpg/... image") from None
-    return _stack(finish_depth([img])[0], channels)[0]
-
-
-def _report_bad(path: Path, reason: str, bad_images: str) -> None:
-    """Stop (``"error"``) or warn and go on (``"warn"``) for one unreadable file."""
-    if bad_images == "error":
-        raise DataError(f"{path} {reason}; fix or remove it (or use --bad-images warn, bad_images='warn' in Python, to skip it)")
-    warnings.warn(f"skipping {path}: it {reason}", BadImageWarning, stacklevel=3)
-
-
-def _stack(images: list[np.ndarray], channels: int) -> torch.Tensor:
-    """Stack ``(H, W)`` / ``(H, W, 3)`` uint8 arrays into ``(N, channels, H, W)``."""
-    out = []
-    for img in images:
-        chw = img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
-        if chw.shape[0] != channels:
-            chw = np.repeat(chw, channels, axis=0)  # gray into an RGB set
-        out.append(chw)
-    return torch.from_numpy(np.ascontiguousarray(np.stack(out)))
-
-
-# -- splitting --------------------------------------------------------------------------------------
-
-
-def _carve(train: ImageSet, fractions: dict[str, float], seed: int, where: str) -> dict[str, ImageSet]:
-    """Carve the named splits (name -> fraction of ``train``) from ``train``; returns all of them."""
-    names = list(fractions)
-    rest, *parts = stratified_split(train.labels, [fractions[n] for n in names], seed)
-    for name, idx in zip(names, parts):
-        if len(idx) == 0:
-            raise DataError(
-                f"{where}: too few training images ({len(train)}) to carve a {name} split with "
-                f"{name}_fraction={fractions[name]}; add images or provide the {name} split yourself"
-            )
-    out = {name: train.subset(idx) for name, idx in zip(names, parts)}
-    out["train"] = train.subset(rest)
-    return out
-
-
 # -- image folders ----------------------------------------------------------------------------------
 
 
-def _visible(path: Path, root: Path) -> bool:
-    """False for hidden files/folders (any part of the path below ``root`` starts with a dot)."""
-    rel = path.relative_to(root).parts
-    return not any(p.startswith(".") for p in rel) and path.name.lower() not in _IGNORED_NAMES
-
-
 def _subfolders(folder: Path) -> list[Path]:
-    return sorted(d for d in folder.iterdir() if d.is_dir() and _visible(d, folder))
-
-
-def _files_below(folder: Path) -> list[Path]:
-    """Every visible file below ``folder`` (recursive), sorted."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and _visible(p, folder))
+    return sorted(d for d in folder.iterdir() if d.is_dir() and visible(d, folder))
 
 
 def _folder_layout(root: Path) -> dict[str, list[Path]]:
@@ -248,7 +114,7 @@ def _read_class_folders(root, layout, image_size, bad_images, progress) -> tuple
     jobs = []  # (split, class folder, label, files)
     for split, dirs in layout.items():
         for d in dirs:
-            files = _files_below(d)
+            files = files_below(d)
             if not files:
                 raise DataError(f"class folder {d} is empty; add images to it or remove it")
             jobs.append((split, d, class_names.index(d.name), files))
@@ -293,7 +159,7 @@ def _load_folder(root: Path, image_size, seed, val_fraction, test_fraction, bad_
     wanted = {"val": val_fraction, "test": test_fraction}
     missing = {name: f for name, f in wanted.items() if name not in sets}
     if missing:
-        sets.update(_carve(sets["train"], missing, seed, str(root)))
+        sets.update(carve(sets["train"], missing, seed, str(root)))
     description = (
         f"image folder {root}: {len(class_names)} classes, {channels} channel(s), {image_size}px; "
         f"train {len(sets['train'])}, val {len(sets['val'])}, test {len(sets['test'])}"
@@ -302,229 +168,6 @@ def _load_folder(root: Path, image_size, seed, val_fraction, test_fraction, bad_
     return DataSplits(sets["train"], sets["val"], sets["test"], description=description,
                       extra={"source": str(root), "carved": sorted(missing), "split_seed": seed,
                              "full_scale": scale})
-
-
-# -- .npz arrays ------------------------------------------------------------------------------------
-
-
-def _open_npz(path: Path) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz`` (no pickles); any failure is a DataError naming the file."""
-    if not zipfile.is_zipfile(path):
-        raise DataError(f"{path} cannot be read as an .npz file (it is not a zip archive); save it with numpy.savez")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise DataError(f"{path} holds pickled objects; save plain numeric arrays (and string class_names)") from None
-        raise DataError(f"{path} cannot be read as an .npz file ({exc}); save it with numpy.savez") from None
-    except Exception as exc:
-        raise DataError(f"{path} cannot be read as an .npz file ({type(exc).__name__}: {exc}); save it with numpy.savez") from None
-
-
-def _npz_scale(arrays: list[np.ndarray]) -> dict[str, float]:
-    """The full scale of a file's image arrays, one for its float arrays and one for its integer
-    arrays (one rule for all of them; see :mod:`lagaug.core.data.depth`)."""
-    from lagaug.core.data.depth import depth_scale
-
-    def top(kind: str) -> float:
-        return max((float(np.nanmax(a)) for a in arrays if a.dtype.kind in kind and a.size), default=0.0)
-
-    floats, ints = top("f"), top("iu")
-    return {"f": 1.0 if floats <= 1.0 else (255.0 if floats <= 255 else floats),
-            "iu": 255.0 if ints <= 255 else depth_scale(ints)}
-
-
-def _npz_images(arr: np.ndarray, key: str, path: Path, scale: dict[str, float] | None = None) -> np.ndarray:
-    """Check and convert image array ``key`` to uint8 ``(N, H, W)`` or ``(N, H, W, 3)``; wider
-    types are mapped by ``scale`` (:func:`_npz_scale`), NaN to 0 and alpha dropped, with warnings."""
-    from lagaug.core.data.depth import to_uint8
-
-    if arr.ndim == 4 and arr.shape[-1] in (1, 3, 4):
-        if arr.shape[-1] == 4:
-            warnings.warn(f"{path}: {key} has an alpha channel; it is ignored", DepthWarning, stacklevel=3)
-        arr = arr[..., 0] if arr.shape[-1] == 1 else arr[..., :3]
-    elif arr.ndim != 3:
-        raise DataError(
-            f"{path}: {key} has shape {arr.shape}; images must be (N, H, W) or (N, H, W, C) with C 1, 3 or 4"
-        )
-    if arr.shape[0] == 0:
-        raise DataError(f"{path}: {key} holds no images; every split needs at least one")
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype.kind not in "fiu":
-        raise DataError(f"{path}: {key} has dtype {arr.dtype}; store images as uint8 (or wider integers, or floats)")
-    if arr.dtype.kind in "iu" and arr.min() < 0:
-        raise DataError(f"{path}: {key} holds negative values ({int(arr.min())}); store images as unsigned values")
-    notes: Counter = Counter()
-    full = (scale or _npz_scale([arr]))["f" if arr.dtype.kind == "f" else "iu"]
-    out = np.stack([to_uint8(img, full, notes) for img in arr])
-    if notes["nan"]:
-        warnings.warn(f"{path}: {key}: {notes['nan']} image(s) hold NaN values; they are read as 0 (black)",
-                      DepthWarning, stacklevel=3)
-    return out
-
-
-def _npz_labels(arr: np.ndarray, key: str, path: Path, n_images: int) -> np.ndarray:
-    """Check label array ``key``: integral, 1-D, one per image, non-negative."""
-    arr = arr.reshape(-1) if arr.ndim == 2 and arr.shape[1] == 1 else arr
-    if arr.ndim != 1 or arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and not np.all(arr == np.round(arr))):
-        raise DataError(f"{path}: {key} must be a 1-D array of integer class indices, got {arr.dtype} {arr.shape}")
-    if len(arr) != n_images:
-        x_key = key.replace("y_", "x_")
-        raise DataError(f"{path}: {x_key} has {n_images} images but {key} has {len(arr)} labels; they must match")
-    if len(arr) and arr.min() < 0:
-        raise DataError(f"{path}: {key} holds label {int(arr.min())}; labels must be class indices 0, 1, ...")
-    return arr.astype(np.int64)
-
-
-def _npz_class_names(arrays: dict, path: Path, top_label: int) -> list[str]:
-    """``class_names`` from the file (checked against the labels), else ``"0"``, ``"1"``, ..."""
-    if "class_names" not in arrays:
-        return [str(i) for i in range(top_label + 1)]
-    names = arrays["class_names"]
-    if names.ndim != 1:
-        raise DataError(f"{path}: class_names must be a 1-D array of names, got shape {names.shape}")
-    names = [str(n) for n in names.tolist()]
-    if top_label >= len(names):
-        raise DataError(
-            f"{path}: labels go up to {top_label} but class_names lists {len(names)} classes "
-            f"(0..{len(names) - 1}); fix the labels or class_names"
-        )
-    return names
-
-
-def _resize_array(images: np.ndarray, size: int, task) -> list[np.ndarray]:
-    out = []
-    for img in images:
-        out.append(np.asarray(_resize(Image.fromarray(img), size)))
-        task.advance()
-    return out
-
-
-def _load_npz(path: Path, image_size, seed, val_fraction, progress) -> DataSplits:
-    arrays = _open_npz(path)
-    for key in NPZ_KEYS:
-        if key not in arrays:
-            have = ", ".join(sorted(arrays)) or "no arrays"
-            raise DataError(f"{path} has no array {key!r} (it has: {have}); an .npz needs {', '.join(NPZ_KEYS)}")
-    scale = _npz_scale([arrays["x_train"], arrays["x_test"]])
-    x = {s: _npz_images(arrays[f"x_{s}"], f"x_{s}", path, scale) for s in ("train", "test")}
-    y = {s: _npz_labels(arrays[f"y_{s}"], f"y_{s}", path, len(x[s])) for s in ("train", "test")}
-    top = int(max(y["train"].max(), y["test"].max()))
-    class_names = _npz_class_names(arrays, path, top)
-    if len(np.unique(y["train"])) < 2:
-        raise DataError(f"{path}: y_train holds only one class ({int(y['train'][0])}); a classifier needs at least two")
-    channels = 3 if any(a.ndim == 4 for a in x.values()) else 1
-    sets = {}
-    with (progress or Progress(quiet=True)).task(f"reading {path.name}", total=sum(map(len, x.values()))) as task:
-        for s in ("train", "test"):
-            images = _resize_array(x[s], image_size, task)
-            ids = [f"npz:{s}/{i}" for i in range(len(images))]
-            sets[s] = ImageSet(_stack(images, channels), torch.from_numpy(y[s]), list(class_names), ids)
-    sets.update(_carve(sets["train"], {"val": val_fraction}, seed, str(path)))
-    description = (
-        f".npz {path}: {len(class_names)} classes, {channels} channel(s), {image_size}px; "
-        f"train {len(sets['train'])}, val {len(sets['val'])} (carved from x_train, seed {seed}), "
-        f"test {len(sets['test'])}"
-    )
-    return DataSplits(sets["train"], sets["val"], sets["test"], description=description,
-                      extra={"source": str(path), "carved": ["val"], "split_seed": seed,
-                             "full_scale": scale["iu"] if scale["iu"] > 255 else None})
-
-
-# -- unlabelled pools -------------------------------------------------------------------------------
-
-
-@dataclass
-class FolderPool(SquarePool):
-    """An :class:`ImagePool` over image files, read a batch at a time (never all at once)."""
-
-    files: list[Path]
-    image_side: int
-    n_channels: int
-    bad_images: str = "warn"
-    full_scale: float | None = None  # wide images: the labelled data's full scale, else each batch's own
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def _load(self, path: Path) -> np.ndarray | None:
-        try:
-            image = _read_image(path, self.image_side, "L" if self.n_channels == 1 else "RGB")
-            return finish_depth([image], self.full_scale)[0][0]
-        except _BadImage as bad:
-            _report_bad(path, str(bad), self.bad_images)
-            return None
-
-    def iter_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-        """Batches in a seeded order; unreadable files are skipped (or raise, by ``bad_images``)."""
-        order = torch.randperm(len(self.files), generator=generator).tolist()
-        for start in range(0, len(order), batch_size):
-            images = [self._load(self.files[i]) for i in order[start : start + batch_size]]
-            images = [img for img in images if img is not None]
-            if images:
-                yield _stack(images, self.n_channels).float() / 255.0
-
-
-@dataclass
-class ArrayPool(SquarePool):
-    """An :class:`ImagePool` over a uint8 image array, resized a batch at a time."""
-
-    images: np.ndarray  # uint8 (N, H, W) or (N, H, W, 3)
-    image_side: int
-    n_channels: int
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def iter_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-        order = torch.randperm(len(self.images), generator=generator).tolist()
-        mode = "L" if self.n_channels == 1 else "RGB"
-        for start in range(0, len(order), batch_size):
-            batch = [
-                np.asarray(_resize(Image.fromarray(self.images[i]).convert(mode), self.image_side))
-                for i in order[start : start + batch_size]
-            ]
-            yield _stack(batch, self.n_channels).float() / 255.0
-
-
-def load_unlabeled(
-    source: str | Path, *, image_size: int = 32, channels: int = 1, seed: int = 0, bad_images: str = "warn",
-    full_scale: float | None = None,
-) -> ImagePool:
-    """An unlabelled pool: ``"default"`` (synthetic ok surfaces), a folder (recursive), or an ``.npz``.
-
-    Images come out as ``channels`` channels at ``image_size``, to match the labelled data; wide
-    (16-bit, float) images are scaled by ``full_scale`` (the labelled data's), when given.
-    """
-    if str(source) == "default":
-        return SyntheticPool(DEFAULT_POOL_SIZE, image_size, seed, channels)
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise DataError(f"unlabeled data path {path} does not exist; give an image folder, an .npz file or 'default'")
-    if path.is_dir():
-        files = _files_below(path)
-        images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
-        if not images:
-            raise DataError(f"unlabeled folder {path} holds no image files (.png, .jpg, ...); add some")
-        if len(images) < len(files):
-            others = [p.name for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS]
-            warnings.warn(
-                f"ignoring {len(others)} non-image file(s) in {path} (e.g. {others[0]})", BadImageWarning, stacklevel=2
-            )
-        return FolderPool(images, image_size, channels, bad_images, full_scale)
-    if path.suffix.lower() == ".npz":
-        arrays = _open_npz(path)
-        key = "x" if "x" in arrays else "x_train" if "x_train" in arrays else None
-        if key is None:
-            have = ", ".join(sorted(arrays)) or "no arrays"
-            raise DataError(f"{path} has no array 'x' or 'x_train' (it has: {have}); store the unlabeled images as x")
-        scale = _npz_scale([arrays[key]])
-        if full_scale:
-            scale["iu"] = full_scale
-        return ArrayPool(_npz_images(arrays[key], key, path, scale), image_size, channels)
-    raise DataError(f"unlabeled data {path} is neither a folder nor an .npz file; give one of those or 'default'")
 
 
 def _warn_overlap(splits: DataSplits) -> None:
@@ -573,7 +216,7 @@ def load_data(
         if path.is_dir():
             splits = _load_folder(path, image_size, seed, val_fraction, test_fraction, bad_images, progress)
         elif path.suffix.lower() == ".npz":
-            splits = _load_npz(path, image_size, seed, val_fraction, progress)
+            splits = load_npz(path, image_size, seed, val_fraction, progress)
         else:
             raise DataError(f"data {path} is neither a folder nor an .npz file; give one of those or 'default'")
     _warn_overlap(splits)

@@ -55,3 +55,22 @@ def shared_images(a: torch.Tensor, b: torch.Tensor) -> int:
     """How many images of ``b`` also occur, pixel for pixel, in ``a``."""
     seen = set(image_digests(a))
     return sum(d in seen for d in image_digests(b))
+
+
+def carve(train, fractions: dict[str, float], seed: int, where: str) -> dict:
+    """Carve the named splits (name -> fraction of ``train``) from the ImageSet ``train`` with
+    :func:`stratified_split`; returns all of them, ``"train"`` the rest. A split that would be
+    empty is a one-line DataError naming ``where``."""
+    from lagaug.core.errors import DataError
+
+    names = list(fractions)
+    rest, *parts = stratified_split(train.labels, [fractions[n] for n in names], seed)
+    for name, idx in zip(names, parts):
+        if len(idx) == 0:
+            raise DataError(
+                f"{where}: too few training images ({len(train)}) to carve a {name} split with "
+                f"{name}_fraction={fractions[name]}; add images or provide the {name} split yourself"
+            )
+    out = {name: train.subset(idx) for name, idx in zip(names, parts)}
+    out["train"] = train.subset(rest)
+    return out
