@@ -8,9 +8,14 @@ import click
 
 
 def console(stderr: bool = False):
+    """A rich console; when not writing to a terminal (a pipe, a log file), wide enough that
+    tables keep one line per row."""
+    import sys
+
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 160)
 
 
 def plugins_table(infos) -> None:
@@ -30,24 +35,27 @@ def plugins_json(infos) -> None:
     click.echo(json.dumps([i.as_dict() for i in infos], indent=2))
 
 
-def _pm(value: float, half: float) -> str:
+def _pm(value: float, half: float, signed: bool = False) -> str:
+    """``0.812 ± 0.031``; an undefined interval (one member) as ``± n/a``."""
     if value != value:  # NaN
         return "n/a"
-    return f"{value:.3f} ± {half:.3f}"
+    text = f"{value:+.3f}" if signed else f"{value:.3f}"
+    return f"{text} ± {'n/a' if half != half else f'{half:.3f}'}"
 
 
 def summary_table(rows: list[dict], run_dir) -> None:
+    """Per iteration: sizes, AUC and macro-F1 with intervals, and the change in AUC against the
+    baseline, paired member by member (the members keep their seeds across iterations)."""
     from rich.table import Table
 
     table = Table(title=f"hard-sample loop — {run_dir}")
-    for col in ("iteration", "train images", "synthetic", "added", "AUC (95% CI)", "macro-F1 (95% CI)"):
+    for col in ("iteration", "train images", "synthetic", "added", "AUC (95% CI)", "Δ AUC vs baseline (paired)",
+                "macro-F1 (95% CI)"):
         table.add_column(col, justify="right")
-    base = rows[0]["auc_mean"] if rows else float("nan")
     for r in rows:
-        delta = r["auc_mean"] - base
-        auc = _pm(r["auc_mean"], r["auc_ci"]) + ("" if r["iteration"] == 0 else f" ({delta:+.3f})")
+        delta = "—" if r["iteration"] == 0 else _pm(r.get("auc_delta", float("nan")), r.get("auc_delta_ci", float("nan")), True)
         table.add_row(str(r["iteration"]), str(r["train_size"]), str(r["synthetic_total"]), str(r["added"]),
-                      auc, _pm(r["f1_mean"], r["f1_ci"]))
+                      _pm(r["auc_mean"], r["auc_ci"]), delta, _pm(r["f1_mean"], r["f1_ci"]))
     out = console()
     out.print(table)
     out.print(f"metrics: {run_dir}/metrics.csv · plot: {run_dir}/metrics.png · "

@@ -171,6 +171,7 @@ class Loop:
                     "generator": generator_fingerprint(cfg.generator)}
         self.run.start(dataclasses.asdict(cfg), self.resume, identity)
         self.run.write_data_summary(self.splits.summary())
+        self.progress.log(self.splits.counts_line())
 
     def check_hard_k(self, train: ImageSet) -> None:
         """``--hard-k`` must not exceed the images the first selection can choose from."""

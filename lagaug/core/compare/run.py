@@ -103,6 +103,7 @@ class Compare:
         identity = {"data": splits_fingerprint(self.splits), "unlabeled": pool_fingerprint(self.splits.unlabeled)}
         self.run.start(dataclasses.asdict(cfg), self.resume, identity)
         self.run.write_data_summary(self.splits.summary())
+        self.progress.log(self.splits.counts_line())
 
     def _test_set(self) -> ImageSet:
         test = self.splits.test

@@ -221,7 +221,16 @@ class DataSplits:
             "split_seed": self.extra.get("split_seed"),
             "unlabeled": None if self.unlabeled is None else len(self.unlabeled),
         }
-        for key in ("test_in_train", "val_in_train", "orientation_invariant"):
+        for key in ("test_in_train", "val_in_train", "orientation_invariant", "full_scale"):
             if key in self.extra:
                 out[key] = self.extra[key]
         return out
+
+    def counts_line(self) -> str:
+        """One line: images per class in every split, and what was carved from what."""
+        summary = self.summary()
+        parts = [f"{split} " + ", ".join(f"{name} {n}" for name, n in counts.items())
+                 for split, counts in summary["counts"].items()]
+        carved = summary["carved"]
+        tail = (f" ({', '.join(carved)} carved from train, split seed {summary['split_seed']})" if carved else "")
+        return "data: " + " · ".join(parts) + tail
