@@ -171,6 +171,26 @@ def test_plugin_module_is_light_and_registers_lazily():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     target, name = out.stdout.split()
     assert name == "stylegan2" and target == "lagaug.plugins.stylegan2.method:StyleGAN2Method"
-    from lagaug.core.plugins import get_plugin_manager
+    from lagaug.core import plugins
 
-    assert get_plugin_manager().get_method("stylegan2") is StyleGAN2Method
+    make = getattr(plugins, "make_plugin_manager", None) or plugins.get_plugin_manager
+    assert make().get_method("stylegan2") is StyleGAN2Method
+
+
+def test_provenance_from_the_pool_and_class_directions_fitted_lazily_from_it(fitted):
+    import copy
+
+    method, _, train, _ = fitted
+    rows = torch.tensor([0, 3, 5])
+    c = ctx(1, variants=2, direction="class", class_proj_steps=5)
+    c.pool, c.batch_index = train, rows  # what the loop gives a stage (see StageContext)
+    latents = method.encode(train.float_images(rows), train.targets()[rows], c)
+    assert latents.source.reshape(3, -1)[:, 0].tolist() == [0, 3, 5]
+    bare = copy.deepcopy(method)
+    del bare.state["class_directions"]
+    bare.stats.class_present.zero_()
+    with pytest.raises(ConfigError, match="no class directions"):
+        bare.resample(latents, ctx(direction="class"))
+    moved = bare.resample(latents, c)  # fits them on the pool's images first
+    assert bare.state["class_directions"]["images"] == len(train) and len(moved) == 6
+    assert moved.source.reshape(6, -1)[:, 0].tolist() == [0, 0, 3, 3, 5, 5]

@@ -420,9 +420,13 @@ class StyleGAN2Method(GeneratorMethod):
 
     @staticmethod
     def _source_rows(n: int, ctx) -> torch.Tensor:
-        """Row ``i`` of the encoded batch came from image ``i`` (the batch's own index; see the
-        report for the pool-row contract)."""
-        return torch.arange(n)
+        """The provenance of the encoded rows: ``ctx.batch_rows(n)`` (pool rows) where the context
+        has it, else ``ctx.batch_index``, else the batch's own indices ``0 .. n-1``."""
+        rows = getattr(ctx, "batch_rows", None)
+        if rows is not None:
+            return rows(n)
+        index = getattr(ctx, "batch_index", None)
+        return torch.arange(n) if index is None else torch.as_tensor(index, dtype=torch.long).cpu()
 
     def resample(self, latents: Latents, ctx: StageContext) -> Latents:
         w = self._check_w(latents)
