@@ -131,7 +131,7 @@ def brightness_images(method: StyleGAN2Method, n: int, seed: int) -> torch.Tenso
 
 def test_a_class_move_keeps_the_class_more_often_than_a_random_move_of_the_same_length():
     cfg = StyleGAN2Config(style_dim=16, n_mlp=2, channel_base=256, channel_max=16, class_proj_steps=60,
-                          proj_steps=60, proj_patience=0, magnitude=2.0)
+                          proj_steps=60, proj_patience=0, magnitude=2.0, class_max_images=100)
     method = StyleGAN2Method(cfg, (1, SIZE, SIZE), ["dark", "bright"])
     method.measure_w(torch.Generator().manual_seed(0), "cpu")
     train_x = brightness_images(method, 160, 1)

@@ -107,7 +107,8 @@ class StyleGAN2Config:
     proj_patience: int = 25  # stop when no image improved for this many steps (0: never)
     proj_tol: float = 1e-3  # relative improvement that counts
     proj_batch: int = 64  # images projected together
-    class_proj_steps: int = 100  # projection steps for the training images in fit (0: no class directions)
+    class_proj_steps: int = 50  # projection steps for the training images in fit (0: no class directions)
+    class_max_images: int = 64  # at most this many images per class are projected for the class directions
     # resampling
     direction: Literal["random", "class", "pca"] = "class"
     magnitude: float = 0.75  # move size in spreads of W along the direction
@@ -116,7 +117,7 @@ class StyleGAN2Config:
     def __post_init__(self) -> None:
         for name in ("style_dim", "n_mlp", "channel_base", "channel_max", "steps", "batch_size",
                      "d_reg_every", "g_reg_every", "path_batch_shrink", "pca_components",
-                     "proj_steps", "proj_batch", "sample_batch_size"):
+                     "proj_steps", "proj_batch", "sample_batch_size", "class_max_images"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"--set {name}={getattr(self, name)}: must be at least 1")
         for name in ("r1", "path_regularize", "ema_kimg", "ema_rampup", "noise_regularize",
@@ -340,20 +341,30 @@ class StyleGAN2Method(GeneratorMethod):
                 "pca_explained": [float(v) ** 2 / total_var for v in stds] if total_var > 0 else []}
 
     def fit_class_directions(self, train, ctx) -> dict[str, Any]:
-        """Project the images of ``train`` (an ImageSet; ``class_proj_steps`` steps, in W) and fit
-        one linear classifier per class on their latents (InterFaceGAN)."""
+        """Project images of ``train`` (an ImageSet; at most ``class_max_images`` per class, drawn
+        from ``ctx.generator``; ``class_proj_steps`` steps, in W) and fit one linear classifier per
+        class on their latents (InterFaceGAN)."""
         if self.num_classes < 2:
             return {}
         self._check_set(train, "class-direction images")
         dev = torch.device(ctx.device)
         options = self._projection_options(ctx, "class_proj_steps")
         options.w_plus = False
-        result = self._project_all(train.float_images(), options, ctx, dev, "stylegan2: project training images")
         labels = train.targets().argmax(1)
+        cap = int(self._option(ctx, "class_max_images"))
+        rows = []
+        for k in range(self.num_classes):
+            members = torch.nonzero(labels == k).flatten()
+            if len(members) > cap:
+                members = members[torch.randperm(len(members), generator=ctx.generator)[:cap]].sort().values
+            rows.append(members)
+        rows = torch.cat(rows)
+        result = self._project_all(train.float_images(rows), options, ctx, dev,
+                                   "stylegan2: project training images")
         samples = getattr(self, "_w_samples_cache", None)
         if samples is None:
             samples = mapping_samples(self.generator, self.config.w_samples, ctx.generator, dev)
-        fitted = fit_class_directions(result["w"], labels, self.num_classes, self.stats.w_avg.cpu(),
+        fitted = fit_class_directions(result["w"], labels[rows], self.num_classes, self.stats.w_avg.cpu(),
                                       self.stats.w_std.cpu(), samples=samples)
         s = self.stats
         with torch.no_grad():
@@ -361,7 +372,7 @@ class StyleGAN2Method(GeneratorMethod):
             s.class_offsets.copy_(fitted["offsets"])
             s.class_spreads.copy_(fitted["spreads"])
             s.class_present.copy_(fitted["present"])
-        info = {"images": len(train), "projection_steps": options.steps,
+        info = {"images": int(len(rows)), "projection_steps": options.steps,
                 "projection_error_mean": float(result["error"].mean()),
                 "accuracy": [round(float(a), 4) for a in fitted["accuracy"]],
                 "classes": [n for n, p in zip(self.class_names, fitted["present"]) if p > 0]}
