@@ -42,7 +42,7 @@ from lagaug.plugins.stylegan2.directions import (
     principal_directions, random_move, w_statistics,
 )
 from lagaug.plugins.stylegan2.networks import (
-    Discriminator, Generator, count_parameters, init_weights_, log2_size, resolutions, scaled_channels,
+    Discriminator, Generator, count_parameters, init_weights_, randn, resolutions, scaled_channels,
 )
 from lagaug.plugins.stylegan2.projection import ProjectOptions, project
 from lagaug.plugins.stylegan2.training import (
@@ -526,8 +526,6 @@ class StyleGAN2Method(GeneratorMethod):
         dev = torch.device(device)
         g = g.to(dev).eval()
         gen = device_generator(generator, dev)
-        from lagaug.plugins.stylegan2.networks import randn
-
         w = g.mapping(randn((n, g.style_dim), gen, dev))
         if truncation != 1.0:
             avg = self.stats.w_avg.to(dev)
