@@ -75,7 +75,7 @@ class StyleGAN2Config:
     lr_mlp: float = 0.01  # mapping network learning-rate multiplier [0.01]
     discriminator: bool = True  # false only for imported generators that came without one
     # training [batch 16, lr 0.002, r1 10, d_reg_every 16, g_reg_every 4, path_regularize 2, mixing 0.9]
-    steps: int = 1500
+    steps: int = 1000
     batch_size: int = 16
     lr: float = 0.002
     r1: float = 0.1  # R1 gamma (small images need far less than the reference's 10)
