@@ -288,9 +288,9 @@ class StyleGAN2Method(GeneratorMethod):
                            f"({cfg.train_share:.0%} of each batch)"),
             "sample_stats_untrained": untrained,
             "sample_stats": self._sample_stats(self.generator, gen, dev),
-            "data_stats": image_stats(train.float_images()),
+            "data_stats": image_stats(train.float_images(torch.arange(min(len(train), 1024)))),
         }
-        metrics.update(self.measure_w(gen, dev, ctx.progress))
+        metrics.update(self.measure_w(gen, dev))
         if cfg.class_proj_steps > 0:
             metrics.update(self.fit_class_directions(train, ctx))
         if ctx.work_dir is not None:
@@ -318,7 +318,7 @@ class StyleGAN2Method(GeneratorMethod):
         grid = images.view(8, 8, c, h, w).permute(2, 0, 3, 1, 4).reshape(c, 8 * h, 8 * w)
         save_png(path, grid.repeat_interleave(2, 1).repeat_interleave(2, 2))
 
-    def measure_w(self, generator: torch.Generator, device, progress=None) -> dict[str, Any]:
+    def measure_w(self, generator: torch.Generator, device) -> dict[str, Any]:
         """Mean, spread and principal directions of W from ``w_samples`` mapping samples."""
         cfg = self.config
         samples = mapping_samples(self.generator, cfg.w_samples, generator, device)
