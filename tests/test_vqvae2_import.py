@@ -13,10 +13,8 @@ import math
 import subprocess
 import sys
 
-import click
 import pytest
 import torch
-from click.testing import CliRunner
 from torch.nn import functional as F
 
 from lagaug.core.errors import CheckpointError
@@ -380,30 +378,22 @@ def test_wrong_shapes_and_kinds_name_the_key(files, tmp_path):
         import_reference(tmp_path / "missing.pt", image_size=32)
 
 
-def cli_group():
-    from lagaug.plugins import vqvae2
-
-    @click.group()
-    def cli():
-        pass
-
-    vqvae2.lagaug_register_commands(cli)
-    return cli
-
-
 def test_import_checkpoint_command(files, tmp_path):
+    from helpers import invoke
+
     d = files["dir"]
-    runner = CliRunner()
-    ok = runner.invoke(cli_group(), ["import-checkpoint", "--vqvae", str(d / "vqvae_560.pt"),
-                                     "--bottom-prior", str(d / "pixelsnail_bottom_001.pt"),
-                                     "--out", str(tmp_path / "gen"), "--class-names", "ok,defect"])
-    assert ok.exit_code == 0, ok.output
-    assert "3x32x32" in ok.output
+    ok = invoke("import-checkpoint", "--vqvae", d / "vqvae_560.pt", "--bottom-prior", d / "pixelsnail_bottom_001.pt",
+                "--out", tmp_path / "gen", "--class-names", "ok,defect")
+    assert ok.returncode == 0, ok.stderr
+    assert "vqvae2 generator for 3x32x32 images (VQ-VAE-2, bottom prior" in ok.stdout
     assert VQVAE2Method.load(tmp_path / "gen").class_names == ["ok", "defect"]
-    bad = runner.invoke(cli_group(), ["import-checkpoint", "--vqvae", str(d / "pixelsnail_top_001.pt"),
-                                      "--out", str(tmp_path / "x")])
-    assert bad.exit_code == 1
-    assert bad.output.startswith("Error: ") and bad.output.count("\n") == 1
+    same = invoke("import-checkpoint", d / "vqvae_560.pt", "--out", tmp_path / "gen2", "--image-size", "32")
+    assert same.returncode == 0, same.stderr  # the file given without --vqvae
+    bad = invoke("import-checkpoint", "--vqvae", d / "pixelsnail_top_001.pt", "--out", tmp_path / "x")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("Error: ") and bad.stderr.count("\n") == 1
+    other = invoke("import-checkpoint", "--method", "vae", d / "vqvae_560.pt", "--out", tmp_path / "y")
+    assert other.returncode == 1 and "method 'vae' cannot import checkpoints" in other.stderr
 
 
 def test_plugin_module_is_light_and_registers_lazily():

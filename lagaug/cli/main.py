@@ -84,7 +84,7 @@ pass_plugins = click.pass_obj
 
 def make_cli(plugins) -> click.Group:
     """The ``lagaug`` command group: the built-in commands plus those ``plugins`` add."""
-    from lagaug.cli import commands, compare, report
+    from lagaug.cli import commands, compare, importing, report
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(__version__, prog_name="lagaug")
@@ -92,7 +92,7 @@ def make_cli(plugins) -> click.Group:
         """lagaug: synthesize hard training images through a generator's latent space, and measure
         whether they help your classifier."""
 
-    for command in (*commands.COMMANDS, compare.compare, report.report):
+    for command in (*commands.COMMANDS, compare.compare, report.report, importing.import_checkpoint):
         cli.add_command(command)
     for note in plugins.notes:
         click.echo(f"warning: {note}", err=True)

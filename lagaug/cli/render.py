@@ -19,16 +19,22 @@ def console(stderr: bool = False):
 
 
 def plugins_table(infos) -> None:
+    """The plugins as a table; load errors in full below it (one line each, never wrapped)."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="lagaug plugins")
     for col in ("plugin", "distribution", "version", "hooks", "methods", "status"):
         table.add_column(col, overflow="fold")
     for info in infos:
-        status = f"[red]error: {info.error}" if info.error else "[green]ok"
+        status = "[red]error (below)" if info.error else "[green]ok"
         table.add_row(info.name, info.distribution, info.version, ", ".join(info.hooks) or "-",
                       ", ".join(info.methods) or "-", status)
-    console().print(table)
+    out = console()
+    out.print(table)
+    for info in infos:
+        if info.error:
+            out.print(Text.assemble(("error", "red"), f" in plugin {info.name!r}: {info.error}"), soft_wrap=True)
 
 
 def plugins_json(infos) -> None:

@@ -231,6 +231,19 @@ class GeneratorMethod:
     def decode(self, latents: Latents, ctx: StageContext) -> Synthesis:
         raise NotImplementedError
 
+    # -- foreign checkpoints -------------------------------------------------------------------
+    @classmethod
+    def import_checkpoint(cls, files: dict[str, str], *, out: str | os.PathLike, class_names: list[str],
+                          image_size: int | None = None, **options: Any) -> "GeneratorMethod":
+        """Build (and save to ``out``) a generator from another implementation's checkpoint files
+        (``files``: role -> path; ``"checkpoint"`` is the file given without a role). Methods that
+        can read a foreign format override this; the default refuses."""
+        raise ConfigError(f"method {cls.name!r} cannot import checkpoints; methods that can: vqvae2, stylegan2")
+
+    def describe_import(self) -> str:
+        """A few words on what an imported generator holds (for ``lagaug import-checkpoint``)."""
+        return f"method version {self.version}"
+
     # -- persistence ---------------------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
         """The networks whose state is saved, by name. Override."""

@@ -168,6 +168,24 @@ class VQVAE2Method(GeneratorMethod):
     Config: ClassVar[type] = VQVAE2Config
     min_image_size: ClassVar[int] = 8
 
+    @classmethod
+    def import_checkpoint(cls, files, *, out, class_names, image_size=None, **options) -> "VQVAE2Method":
+        """rosinality/vq-vae-2-pytorch files: ``vqvae`` (or ``checkpoint``), optional
+        ``bottom_prior`` and ``top_prior`` (see :mod:`lagaug.plugins.vqvae2.importer`)."""
+        from lagaug.plugins.vqvae2.importer import import_reference
+
+        if options:
+            raise ConfigError(f"import-checkpoint --method vqvae2 takes no --{next(iter(options)).replace('_', '-')}")
+        vqvae = files.get("vqvae") or files.get("checkpoint")
+        if vqvae is None:
+            raise ConfigError("import-checkpoint --method vqvae2 needs the VQ-VAE file: --vqvae FILE (or FILE)")
+        return import_reference(vqvae, bottom_prior=files.get("bottom_prior"), top_prior=files.get("top_prior"),
+                                out=out, class_names=class_names, image_size=image_size)
+
+    def describe_import(self) -> str:
+        parts = ["VQ-VAE-2"] + [f"{level} prior" for level in ("bottom", "top") if f"{level}_prior" in self.state]
+        return f"{', '.join(parts)}; {self.config.n_embed} codes"
+
     def __init__(self, config: VQVAE2Config, image_shape, class_names):
         super().__init__(config, image_shape, class_names)
         c, h, w = self.image_shape
