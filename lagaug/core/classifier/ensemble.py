@@ -1,0 +1,157 @@
+"""The classifier ensemble: N timm classifiers trained from scratch, each with its own seed.
+
+Each member is trained by :func:`lagaug.core.classifier.training.train_member` and keeps its best
+validation epoch (never the test set). Finished members are saved (safetensors, with their training
+record as metadata) to a checkpoint folder when one is given, so a resumed run loads them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from lagaug.core.classifier.config import EnsembleConfig
+from lagaug.core.classifier.training import train_member
+from lagaug.core.data.dataset import ImageSet
+from lagaug.core.errors import ConfigError
+from lagaug.core.metrics import classification_metrics, summarise
+from lagaug.core.progress import Progress
+
+Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+_RECORD_KEY = "lagaug_member"  # safetensors metadata key holding a member's training record (JSON)
+
+
+def check_classifier_name(name: str) -> None:
+    """Raise ConfigError for a model name timm does not know (with close matches)."""
+    import timm
+
+    import lagaug.core.cnn  # noqa: F401  (registers lagaug's own small CNNs in timm)
+
+    if name in timm.list_models():
+        return
+    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+    hint = f"; did you mean: {', '.join(close)}" if close else "; see timm.list_models() for names"
+    raise ConfigError(f"--classifier {name!r} is not a timm model{hint}")
+
+
+def build_classifier(name: str, num_classes: int, in_chans: int) -> torch.nn.Module:
+    """A timm model with random weights (no download), sized for our classes and channels."""
+    import timm
+
+    check_classifier_name(name)
+    return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_chans)
+
+
+def check_classifier_input(name: str, channels: int, size: tuple[int, int], num_classes: int) -> None:
+    """Raise ConfigError when the classifier cannot take images of this size (one dry forward)."""
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        model = build_classifier(name, num_classes, channels).eval()
+        try:
+            model(torch.zeros(1, channels, *size))
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"--classifier {name!r} cannot take {size[0]}x{size[1]} images ({str(exc).splitlines()[0][:80]}); "
+                "raise --image-size or choose another --classifier"
+            ) from None
+
+
+@dataclass
+class Ensemble:
+    """Trained members plus what they were trained with (``history``: one record per member)."""
+
+    members: list[torch.nn.Module]
+    config: EnsembleConfig
+    device: torch.device = torch.device("cpu")
+    history: list[dict] = field(default_factory=list)
+
+    @torch.no_grad()
+    def predict_proba(self, images: torch.Tensor, progress: Progress | None = None,
+                      batch_size: int = 256) -> torch.Tensor:
+        """Softmax outputs of every member: ``(M, N, K)`` on the CPU."""
+        out = []
+        for model in self.members:
+            model.eval()
+            parts = [
+                F.softmax(model(images[i : i + batch_size].to(self.device)).float(), dim=1).cpu()
+                for i in range(0, len(images), batch_size)
+            ]
+            out.append(torch.cat(parts))
+        return torch.stack(out)
+
+    def evaluate(self, data: ImageSet) -> dict:
+        """Per-member AUC / macro-F1 / accuracy on ``data`` and their mean with 95% CI."""
+        probs = self.predict_proba(data.float_images())
+        labels = data.labels.numpy()
+        per_member = [classification_metrics(p.numpy(), labels) for p in probs]
+        return {"per_member": per_member, **summarise(per_member)}
+
+
+def member_seeds(generator: torch.Generator, n: int) -> list[int]:
+    """``n`` member seeds drawn from the run's generator."""
+    return torch.randint(0, 2**31 - 1, (n,), generator=generator).tolist()
+
+
+def _save_member(path: Path, model: torch.nn.Module, record: dict) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp), metadata={_RECORD_KEY: json.dumps(record)})
+    os.replace(tmp, path)
+
+
+def _load_member(path: Path, cfg: EnsembleConfig, train: ImageSet, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    model = build_classifier(cfg.classifier, train.num_classes, train.channels)
+    model.load_state_dict(load_file(str(path)))
+    with safe_open(str(path), framework="pt") as f:
+        saved = json.loads((f.metadata() or {}).get(_RECORD_KEY, "{}"))
+    return model.to(device).eval(), saved
+
+
+def train_ensemble(train: ImageSet, val: ImageSet | None, cfg: EnsembleConfig, generator: torch.Generator,
+                   *, device: torch.device = torch.device("cpu"), progress: Progress | None = None,
+                   transform: Transform | None = None, checkpoint_dir: str | os.PathLike | None = None,
+                   label: str = "ensemble", orientation_invariant: bool | None = None) -> Ensemble:
+    """Train ``cfg.members`` classifiers; members already saved in ``checkpoint_dir`` are loaded.
+
+    ``orientation_invariant`` (from the data source) decides what ``aug="auto"`` means; ``None``
+    (unknown) gives the safe ``light``. ``transform`` is an extra per-batch augmentation.
+    """
+    progress = progress or Progress(quiet=True)
+    check_classifier_input(cfg.classifier, train.channels, train.image_size, train.num_classes)
+    seeds = member_seeds(generator, cfg.members)
+    members, history = [], []
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+
+    def build(num_classes: int, channels: int) -> torch.nn.Module:
+        return build_classifier(cfg.classifier, num_classes, channels)
+
+    with progress.task(f"{label}: {cfg.members} x {cfg.classifier}", cfg.members * cfg.epochs) as task:
+        for i, seed in enumerate(seeds):
+            path = ckpt / f"member_{i:02d}.safetensors" if ckpt else None
+            if path is not None and path.exists():
+                model, saved = _load_member(path, cfg, train, device)
+                members.append(model)
+                history.append({**saved, "seed": seed, "resumed": True})
+                task.advance(cfg.epochs, status=f"member {i + 1} loaded")
+                continue
+            task.set_status(f"member {i + 1}/{cfg.members}")
+            model, info = train_member(train, val, cfg, seed, device, task, transform,
+                                       orientation_invariant=orientation_invariant, build=build)
+            record = {"seed": seed, **info}
+            if path is not None:
+                _save_member(path, model, record)
+            members.append(model)
+            history.append(record)
+    return Ensemble(members, cfg, device, history)
