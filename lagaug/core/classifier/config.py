@@ -43,9 +43,14 @@ class EnsembleConfig:
     :ivar warmup_epochs: the learning rate rises linearly from ``lr / 10`` to ``lr`` over these epochs
         (at most ``epochs - 1``)...
     :ivar schedule: ...then stays (``constant``) or falls along a half cosine to ``lr / 100`` (``cosine``).
-    :ivar balance: ``sampler`` draws every class equally often per epoch; ``loss`` weights the loss by
-        inverse class frequency; ``none``; ``auto`` = ``sampler`` when the training set is imbalanced
-        (largest class at least :data:`IMBALANCE_RATIO` times the smallest), else ``none``.
+    :ivar balance: ``sampler`` draws every class equally often per epoch; ``sqrt`` draws each class in
+        proportion to the square root of its count (200:20 images become 76%:24% of the draws
+        instead of 91%:9%); ``loss`` weights the loss by inverse class frequency; ``none``;
+        ``auto`` = ``sqrt`` when the training set is imbalanced (largest class at least
+        :data:`IMBALANCE_RATIO` times the smallest), else ``none``. Full balancing moves the
+        decision threshold towards the rare class, which costs precision when the test set is as
+        imbalanced as the training set; the square root was the better compromise in
+        ``benchmarks/bench_classifiers.py`` (docs/benchmarks.md).
     :ivar aug: augmentation of the training images for the classifier: ``none``; ``light`` (shifts of
         up to 1/16 of the side, the edge repeated); ``dihedral`` (``light`` plus flips and 90-degree
         rotations, for data whose labels do not depend on orientation); ``auto`` (see

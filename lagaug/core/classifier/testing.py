@@ -43,13 +43,13 @@ def learnable_images(labels: torch.Tensor, generator: torch.Generator, size: int
     for i, label in enumerate(labels.tolist()):
         if label == 1:
             r, c = torch.randint(0, size - 4, (2,), generator=generator).tolist()
-            x[i, :, r : r + 4, c : c + 4] += 0.4
+            x[i, :, r : r + 4, c : c + 4] += 0.45
         elif label == 2:
             at = int(torch.randint(2, size - 2, (1,), generator=generator))
             if torch.rand(1, generator=generator) < 0.5:
-                x[i, :, at, :] -= 0.4
+                x[i, :, at, :] -= 0.45
             else:
-                x[i, :, :, at] -= 0.4
+                x[i, :, :, at] -= 0.45
     return x.clamp(0, 1)
 
 
@@ -65,3 +65,15 @@ def learnable_set(counts: tuple[int, ...], seed: int, split: str = "train", size
 def learnable_splits(seed: int = 0, size: int = 16) -> tuple[ImageSet, ImageSet, ImageSet]:
     """Train (40/8/8), validation (8/3/3) and test (30/15/15) sets of the three classes."""
     return tuple(learnable_set(COUNTS[s], seed, s, size) for s in ("train", "val", "test"))
+
+
+def save_learnable_npz(path, seed: int = 0, size: int = 16) -> None:
+    """Write the learnable set as an ``.npz`` that ``load_data`` reads (for CLI and loop tests):
+    ``x_train`` holds the train and validation images (58 ok, 12 spot, 12 line; ``load_data``
+    carves its own validation split from them), ``x_test`` the test images."""
+    import numpy as np
+
+    train, val, test = learnable_splits(seed, size)
+    both = train.concat(val)
+    np.savez(path, x_train=both.images[:, 0].numpy(), y_train=both.labels.numpy(),
+             x_test=test.images[:, 0].numpy(), y_test=test.labels.numpy(), class_names=np.array(CLASS_NAMES))

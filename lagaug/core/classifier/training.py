@@ -2,7 +2,8 @@
 
 Per epoch, a member takes ``ceil(max(N, min_epoch_size) / batch_size)`` steps of ``batch_size``
 images (a small set is repeated, every image augmented afresh), drawn class-balanced when
-``balance`` resolves to ``sampler``. The loss is soft-target cross-entropy on ``ImageSet.targets()``
+``balance`` resolves to ``sampler`` (or ``sqrt``: classes in proportion to the square root of
+their counts). The loss is soft-target cross-entropy on ``ImageSet.targets()``
 (weighted by inverse class frequency when ``balance`` is ``loss``). The learning rate warms up
 linearly, then follows the schedule, step by step. After every epoch the BatchNorm statistics are
 re-estimated on the training images (``bn_recal``) and the member is scored on the validation set;
@@ -33,11 +34,11 @@ EVAL_BATCH = 256
 
 
 def resolve_balance(mode: str, counts: list[int]) -> str:
-    """``sampler``, ``loss`` or ``none``; ``auto`` is ``sampler`` for imbalanced ``counts``."""
+    """``sampler``, ``sqrt``, ``loss`` or ``none``; ``auto`` is ``sqrt`` for imbalanced ``counts``."""
     if mode != "auto":
         return mode
     present = [c for c in counts if c > 0]
-    return "sampler" if len(present) > 1 and max(present) >= IMBALANCE_RATIO * min(present) else "none"
+    return "sqrt" if len(present) > 1 and max(present) >= IMBALANCE_RATIO * min(present) else "none"
 
 
 def class_weights(counts: list[int]) -> torch.Tensor:
