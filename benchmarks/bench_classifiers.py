@@ -10,7 +10,8 @@ number of epochs, the last epoch kept, on every drawn training image (validation
 as a user without lagaug would) — and (b) lagaug's ensemble with the ``cpu`` preset (or
 ``--preset``). Both use the same member count and are scored on the same test images: mean AUC and
 macro-F1 over members with 95% intervals, the lowest member's macro-F1, the majority-class
-macro-F1 (always predicting the most common test class) and wall time per member.
+macro-F1 (always predicting the most common test class) and wall and CPU seconds per member (CPU
+time is what other jobs on a shared machine do not inflate).
 
 Settings (``--data`` points at the shared data folder):
 
@@ -138,30 +139,42 @@ def member_metrics(model: torch.nn.Module, test: ImageSet) -> dict:
     return classification_metrics(probs.numpy(), test.labels.numpy())
 
 
+def clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def since(start: tuple[float, float]) -> tuple[float, float]:
+    """Wall and CPU seconds since ``start`` (CPU time is what other jobs on the machine do not inflate)."""
+    now = clock()
+    return now[0] - start[0], now[1] - start[1]
+
+
 # -- one row ----------------------------------------------------------------------------------------
 
 
-def summary(per_member: list[dict], seconds: float, test: ImageSet) -> dict:
+def summary(per_member: list[dict], seconds: tuple[float, float], test: ImageSet) -> dict:
+    """Means, intervals and the majority-class score; ``seconds``: (wall, CPU) for all members."""
     auc, auc_ci = mean_ci([m["auc"] for m in per_member])
     f1, f1_ci = mean_ci([m["f1"] for m in per_member])
     return {"auc": auc, "auc_ci": auc_ci, "f1": f1, "f1_ci": f1_ci, "f1_min": min(m["f1"] for m in per_member),
-            "majority_f1": majority_scores(test.labels.numpy())[1], "s_per_member": seconds / len(per_member),
+            "majority_f1": majority_scores(test.labels.numpy())[1], "s_per_member": seconds[0] / len(per_member),
+            "cpu_s_per_member": seconds[1] / len(per_member),
             "per_member": per_member}
 
 
 def run_reference(train, val, test, model_name, epochs, members, seed):
-    start = time.perf_counter()
+    start = clock()
     both = train.concat(val)
     per = [member_metrics(reference_member(both, model_name, epochs, seed + i), test) for i in range(members)]
-    return summary(per, time.perf_counter() - start, test)
+    return summary(per, since(start), test)
 
 
 def run_lagaug(train, val, test, invariant, preset, overrides, seed):
     cfg = resolve_ensemble_config(preset, overrides, source="--set")
-    start = time.perf_counter()
+    start = clock()
     ens = train_ensemble(train, val, cfg, torch.Generator().manual_seed(seed), orientation_invariant=invariant)
     per = [member_metrics(m, test) for m in ens.members]
-    row = summary(per, time.perf_counter() - start, test)
+    row = summary(per, since(start), test)
     row["kept_epochs"] = [h["kept_epoch"] for h in ens.history]
     row["recipe"] = {k: ens.history[0][k] for k in ("balance", "aug", "bn_recal", "steps_per_epoch")}
     row["config"] = asdict(cfg)
@@ -170,7 +183,7 @@ def run_lagaug(train, val, test, invariant, preset, overrides, seed):
 
 def fmt(name: str, what: str, n: str, row: dict) -> str:
     return (f"{name:<10} {what:<22} {n:>12} {row['auc']:.3f} ± {row['auc_ci']:.3f}  {row['f1']:.3f} ± {row['f1_ci']:.3f}"
-            f"  {row['f1_min']:.3f}  {row['majority_f1']:.3f}  {row['s_per_member']:6.1f}"
+            f"  {row['f1_min']:.3f}  {row['majority_f1']:.3f}  {row['s_per_member']:6.1f} {row['cpu_s_per_member']:6.1f}"
             + (f"  kept {row['kept_epochs']}" if "kept_epochs" in row else ""))
 
 
@@ -197,11 +210,11 @@ def main() -> None:
     table = settings(args.data, args.seed)
     main_rows = ["embedded", "mnist5", "mnist20", "neu5", "neu20", "neu_imb"]
     wanted = args.only or [*main_rows, "curves", "paper"]
-    rows, start = [], time.perf_counter()
+    rows, start = [], clock()
     print(f"torch threads {torch.get_num_threads()}; lagaug: preset {args.preset} {overrides or ''}; "
           f"{cfg.members} members x {cfg.epochs} epochs of {cfg.classifier}")
     print(f"{'setting':<10} {'trainer':<22} {'train/val/test':>12} {'AUC':<13}  {'macro-F1':<13}  {'minF1':<5}  "
-          f"{'major':<5}  {'s/memb':>6}")
+          f"{'major':<5}  {'wall/m':>6} {'cpu/m':>6}")
 
     def one(name, preset=args.preset, extra=None, reference=not args.no_reference, label=None):
         train, val, test, invariant = table[name]()
@@ -226,7 +239,8 @@ def main() -> None:
                     label=f"paper {args.paper_members}x{args.paper_epochs}ep")
         else:
             sys.exit(f"--only: unknown setting {name!r}")
-    print(f"total wall time {time.perf_counter() - start:.0f} s")
+    wall, cpu = since(start)
+    print(f"total: wall {wall:.0f} s, CPU {cpu:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v))
 
