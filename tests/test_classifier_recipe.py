@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from lagaug.core.classifier import PRESETS, EnsembleConfig, preset_values, resolve_classifier_aug, resolve_ensemble_config
+from lagaug.core.classifier import (
+    PRESETS, EnsembleConfig, build_classifier, preset_values, resolve_classifier_aug, resolve_ensemble_config,
+)
 from lagaug.core.classifier.augment import ClassifierAugment, max_shift, random_dihedral
 from lagaug.core.classifier.chance import chance_warning, majority_scores, null_auc_margin
 from lagaug.core.classifier.testing import learnable_set, test_ensemble_config
@@ -48,18 +50,12 @@ def test_balancing_makes_a_member_find_the_rare_class():
     recall = {}
     for balance in ("none", "sampler"):
         cfg = test_ensemble_config(members=1, epochs=4, balance=balance, lr=2e-3)
-        model, info = train_member(train, None, cfg, 0, torch.device("cpu"), build=_build)
+        model, info = train_member(train, None, cfg, 0, torch.device("cpu"))
         assert info["balance"] == balance
         with torch.no_grad():
             pred = model(test.float_images()).argmax(1)
         recall[balance] = (pred[test.labels == 1] == 1).float().mean().item()
     assert recall["sampler"] > recall["none"] + 0.2
-
-
-def _build(num_classes, channels):
-    import timm
-
-    return timm.create_model("test_resnet", pretrained=False, num_classes=num_classes, in_chans=channels)
 
 
 # -- augmentation -----------------------------------------------------------------------------------
@@ -100,7 +96,7 @@ def test_augmentation_changes_training():
     records = {}
     for aug in ("none", "light"):
         cfg = test_ensemble_config(members=1, epochs=2, aug=aug)
-        model, info = train_member(train, None, cfg, 0, torch.device("cpu"), build=_build)
+        model, info = train_member(train, None, cfg, 0, torch.device("cpu"))
         records[aug] = (info["aug"], next(model.parameters()).detach().clone())
     assert records["none"][0] == "none" and records["light"][0] == "light"
     assert not torch.equal(records["none"][1], records["light"][1])
@@ -110,7 +106,7 @@ def test_augmentation_changes_training():
 
 
 def test_batchnorm_recalibration_makes_eval_match_the_training_images_statistics():
-    model = _build(2, 1)
+    model = build_classifier("test_resnet", 2, 1)
     images = learnable_set((20, 20), 7).float_images()
     model.train()
     with torch.no_grad():
@@ -212,7 +208,9 @@ def test_threads_default_to_the_usable_cores_and_are_applied(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     before = torch.get_num_threads()
     try:
-        assert apply_threads(1) == before and torch.get_num_threads() == 1
+        apply_threads(2)
+        assert torch.get_num_threads() == 2 and os.environ["OMP_NUM_THREADS"] == "2"
+        assert apply_threads(1) == 2 and torch.get_num_threads() == 1
         assert os.environ["OMP_NUM_THREADS"] == "1"
     finally:
         torch.set_num_threads(before)

@@ -7,7 +7,6 @@ record as metadata) to a checkpoint folder when one is given, so a resumed run l
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,48 +17,14 @@ import torch
 import torch.nn.functional as F
 
 from lagaug.core.classifier.config import EnsembleConfig
+from lagaug.core.classifier.models import build_classifier, check_classifier_input
 from lagaug.core.classifier.training import train_member
 from lagaug.core.data.dataset import ImageSet
-from lagaug.core.errors import ConfigError
 from lagaug.core.metrics import classification_metrics, summarise
 from lagaug.core.progress import Progress
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 _RECORD_KEY = "lagaug_member"  # safetensors metadata key holding a member's training record (JSON)
-
-
-def check_classifier_name(name: str) -> None:
-    """Raise ConfigError for a model name timm does not know (with close matches)."""
-    import timm
-
-    import lagaug.core.cnn  # noqa: F401  (registers lagaug's own small CNNs in timm)
-
-    if name in timm.list_models():
-        return
-    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
-    hint = f"; did you mean: {', '.join(close)}" if close else "; see timm.list_models() for names"
-    raise ConfigError(f"--classifier {name!r} is not a timm model{hint}")
-
-
-def build_classifier(name: str, num_classes: int, in_chans: int) -> torch.nn.Module:
-    """A timm model with random weights (no download), sized for our classes and channels."""
-    import timm
-
-    check_classifier_name(name)
-    return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_chans)
-
-
-def check_classifier_input(name: str, channels: int, size: tuple[int, int], num_classes: int) -> None:
-    """Raise ConfigError when the classifier cannot take images of this size (one dry forward)."""
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        model = build_classifier(name, num_classes, channels).eval()
-        try:
-            model(torch.zeros(1, channels, *size))
-        except RuntimeError as exc:
-            raise ConfigError(
-                f"--classifier {name!r} cannot take {size[0]}x{size[1]} images ({str(exc).splitlines()[0][:80]}); "
-                "raise --image-size or choose another --classifier"
-            ) from None
 
 
 @dataclass
@@ -134,9 +99,6 @@ def train_ensemble(train: ImageSet, val: ImageSet | None, cfg: EnsembleConfig, g
     members, history = [], []
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
 
-    def build(num_classes: int, channels: int) -> torch.nn.Module:
-        return build_classifier(cfg.classifier, num_classes, channels)
-
     with progress.task(f"{label}: {cfg.members} x {cfg.classifier}", cfg.members * cfg.epochs) as task:
         for i, seed in enumerate(seeds):
             path = ckpt / f"member_{i:02d}.safetensors" if ckpt else None
@@ -148,7 +110,7 @@ def train_ensemble(train: ImageSet, val: ImageSet | None, cfg: EnsembleConfig, g
                 continue
             task.set_status(f"member {i + 1}/{cfg.members}")
             model, info = train_member(train, val, cfg, seed, device, task, transform,
-                                       orientation_invariant=orientation_invariant, build=build)
+                                       orientation_invariant=orientation_invariant)
             record = {"seed": seed, **info}
             if path is not None:
                 _save_member(path, model, record)

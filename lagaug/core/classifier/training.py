@@ -14,6 +14,7 @@ member that calls everything the majority class cannot win on AUC + macro-F1.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from torch import nn
 
 from lagaug.core.classifier.augment import classifier_augment
 from lagaug.core.classifier.config import IMBALANCE_RATIO, EnsembleConfig, resolve_classifier_aug
+from lagaug.core.classifier.models import build_classifier
 from lagaug.core.data.dataset import ImageSet
 from lagaug.core.errors import ConfigError
 from lagaug.core.metrics import classification_metrics
@@ -178,78 +180,102 @@ def kept_epoch(history: list[dict], cfg: EnsembleConfig) -> tuple[int, str]:
 # -- one member -------------------------------------------------------------------------------------
 
 
-def _sampling(balance: str) -> bool | str:
-    return {"sampler": True, "sqrt": "sqrt"}.get(balance, False)
+@dataclass
+class MemberPlan:
+    """What a member's settings resolve to on its training set (recorded in its history)."""
+
+    balance: str  # sampler, sqrt, loss or none
+    aug: str  # none, light or dihedral
+    class_counts: list[int]
+    steps_per_epoch: int
+    warmup_steps: int
+    total_steps: int
+
+    @classmethod
+    def make(cls, train: ImageSet, cfg: EnsembleConfig, orientation_invariant: bool | None) -> "MemberPlan":
+        counts = train.class_counts()
+        steps = math.ceil(max(len(train), cfg.min_epoch_size) / cfg.batch_size)
+        return cls(resolve_balance(cfg.balance, counts), resolve_classifier_aug(cfg.aug, orientation_invariant),
+                   counts, steps, min(cfg.warmup_epochs, cfg.epochs - 1) * steps, cfg.epochs * steps)
+
+    @property
+    def sampling(self) -> bool | str:
+        """How :func:`epoch_order` draws: ``True`` (balanced), ``"sqrt"`` or ``False``."""
+        return {"sampler": True, "sqrt": "sqrt"}.get(self.balance, False)
+
+
+def _train_epoch(model, opt, train: ImageSet, images, targets, plan: MemberPlan, cfg: EnsembleConfig,
+                 epoch: int, gen: torch.Generator, transform, device) -> float:
+    """One epoch of ``plan.steps_per_epoch`` steps; returns the mean training loss."""
+    model.train()
+    augment = classifier_augment(plan.aug)
+    weights = class_weights(plan.class_counts).to(device) if plan.balance == "loss" else None
+    order = epoch_order(train.labels, plan.steps_per_epoch * cfg.batch_size, plan.sampling, gen)
+    running = 0.0
+    for s in range(plan.steps_per_epoch):
+        step = (epoch - 1) * plan.steps_per_epoch + s
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * lr_factor(step, plan.warmup_steps, plan.total_steps, cfg.schedule)
+        idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+        x = images[idx]
+        if transform is not None:
+            x = transform(x, gen)
+        if augment is not None:
+            x = augment(x, gen)
+        per_image = F.cross_entropy(model(x.to(device)), targets[idx].to(device), reduction="none")
+        if weights is None:
+            loss = per_image.mean()
+        else:
+            w = weights[train.labels[idx].to(device)]
+            loss = (per_image * w).sum() / w.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        running += loss.item()
+    return running / plan.steps_per_epoch
+
+
+def train_member(train: ImageSet, val: ImageSet | None, cfg: EnsembleConfig, seed: int, device: torch.device,
+                 task=None, transform=None, *, orientation_invariant: bool | None = None) -> tuple[nn.Module, dict]:
+    """Train one classifier from scratch with ``seed``; returns the model (eval mode) and its record:
+    per-epoch ``history`` (learning rate, training loss, validation loss / AUC / macro-F1 /
+    accuracy / score), ``kept_epoch`` and ``kept_because``, and what the settings resolved to.
+
+    ``transform(images, generator)`` (e.g. the compare ``classic`` arm) runs on every batch before
+    the classifier's own augmentation. ``task`` (a Progress task) advances once per epoch.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    plan = MemberPlan.make(train, cfg, orientation_invariant)
+    images, targets = train.float_images(), train.targets()
+    recal_images = images[recal_index(train.labels, plan.sampling, gen)] if cfg.bn_recal else None
+    validate = val is not None and len(val) > 0
+    with torch.random.fork_rng(devices=[]):  # weight init uses torch's global RNG: isolate it
+        torch.manual_seed(seed)
+        model = build_classifier(cfg.classifier, train.num_classes, train.channels).to(device)
+        opt = make_optimizer(model, cfg)
+        history, best_state, recal = [], None, False
+        for epoch in range(1, cfg.epochs + 1):
+            loss = _train_epoch(model, opt, train, images, targets, plan, cfg, epoch, gen, transform, device)
+            record = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": loss}
+            if cfg.bn_recal:
+                recal = recalibrate_batchnorm(model, recal_images, device)
+            if validate:
+                record.update(validation_metrics(model, val, device))
+                record["val_score"] = selection_score(record, cfg.select)
+            history.append(record)
+            if validate and cfg.select_best and kept_epoch(history, cfg)[0] == epoch:
+                best_state = _clone_state(model)
+            if task is not None:
+                task.advance(1, status=f"loss {loss:.3f}")
+        keep, why = kept_epoch(history, cfg) if validate else (len(history), "no validation set: the last epoch is kept")
+        if keep != len(history):
+            model.load_state_dict(best_state)
+        model.eval()
+    info = {"history": history, "kept_epoch": keep, "kept_because": why, "select": cfg.select,
+            "balance": plan.balance, "class_counts": plan.class_counts, "aug": plan.aug, "bn_recal": recal,
+            "steps_per_epoch": plan.steps_per_epoch}
+    return model, info
 
 
 def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def train_member(train: ImageSet, val: ImageSet | None, cfg: EnsembleConfig, seed: int, device: torch.device,
-                 task=None, transform=None, *, orientation_invariant: bool | None = None,
-                 build=None) -> tuple[nn.Module, dict]:
-    """Train one classifier from scratch with ``seed``; returns the model (eval mode) and its record.
-
-    ``transform(images, generator)`` (e.g. the compare ``classic`` arm) runs on every batch before
-    the classifier's own augmentation. ``build(num_classes, channels)`` makes the untrained model.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    counts = train.class_counts()
-    balance = resolve_balance(cfg.balance, counts)
-    aug_level = resolve_classifier_aug(cfg.aug, orientation_invariant)
-    augment = classifier_augment(aug_level)
-    weights = class_weights(counts).to(device) if balance == "loss" else None
-    steps = math.ceil(max(len(train), cfg.min_epoch_size) / cfg.batch_size)
-    total, warmup = cfg.epochs * steps, min(cfg.warmup_epochs, cfg.epochs - 1) * steps
-    images, targets = train.float_images(), train.targets()
-    recal_images = images[recal_index(train.labels, _sampling(balance), gen)] if cfg.bn_recal else None
-    with torch.random.fork_rng(devices=[]):  # weight init uses torch's global RNG: isolate it
-        torch.manual_seed(seed)
-        model = build(train.num_classes, train.channels).to(device)
-        opt = make_optimizer(model, cfg)
-        history, states, recal = [], {}, False
-        for epoch in range(1, cfg.epochs + 1):
-            model.train()
-            order = epoch_order(train.labels, steps * cfg.batch_size, _sampling(balance), gen)
-            running = 0.0
-            for s in range(steps):
-                for group in opt.param_groups:
-                    group["lr"] = cfg.lr * lr_factor((epoch - 1) * steps + s, warmup, total, cfg.schedule)
-                idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-                x = images[idx]
-                if transform is not None:
-                    x = transform(x, gen)
-                if augment is not None:
-                    x = augment(x, gen)
-                per_image = F.cross_entropy(model(x.to(device)), targets[idx].to(device), reduction="none")
-                if weights is None:
-                    loss = per_image.mean()
-                else:
-                    w = weights[train.labels[idx].to(device)]
-                    loss = (per_image * w).sum() / w.sum()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                running += loss.item()
-            record = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": running / steps}
-            if cfg.bn_recal:
-                recal = recalibrate_batchnorm(model, recal_images, device)
-            if val is not None and len(val):
-                record.update(validation_metrics(model, val, device))
-                record["val_score"] = selection_score(record, cfg.select)
-                if cfg.select_best:
-                    states[epoch] = _clone_state(model)
-                    best_so_far, _ = kept_epoch(history + [record], cfg)
-                    states = {e: st for e, st in states.items() if e == best_so_far}
-            history.append(record)
-            if task is not None:
-                task.advance(1, status=f"loss {record['train_loss']:.3f}")
-        keep, why = kept_epoch(history, cfg) if val is not None and len(val) else (len(history), "no validation set: the last epoch is kept")
-        if keep in states and keep != len(history):
-            model.load_state_dict(states[keep])
-        model.eval()
-    info = {"history": history, "kept_epoch": keep, "kept_because": why, "select": cfg.select,
-            "balance": balance, "class_counts": counts, "aug": aug_level, "bn_recal": recal,
-            "steps_per_epoch": steps}
-    return model, info
