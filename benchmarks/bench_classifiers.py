@@ -20,9 +20,9 @@ Settings (``--data`` points at the shared data folder):
 * ``neu5`` / ``neu20``: 5 / 20 NEU steel-defect images per class (64 px), tested on all 360;
 * ``neu_imb``: NEU with 5 images of crazing and inclusion and 60 of the four other classes;
 * ``curves``: lagaug's ensemble against images per class on NEU (5, 10, 20, 40) and MNIST (5, 10, 20, 50);
-* ``paper``: the ``paper`` preset (ConvNeXt-tiny) on neu20 and the embedded set, with
-  ``--paper-members`` members and ``--paper-epochs`` epochs (scaled down from 20 x 150 to fit a
-  CPU; ConvNeXt-tiny cannot take MNIST's 28 px).
+* ``paper``: the ``paper`` preset (ConvNeXt-tiny) on ``--paper-on`` settings (neu20 and the
+  embedded set), with ``--paper-members`` members and ``--paper-epochs`` epochs (scaled down from
+  20 x 150 to fit a CPU; ConvNeXt-tiny cannot take MNIST's 28 px).
 
 Validation images are carved from the drawn training images class by class (20%, at least one per
 class); the draw and the carve are seeded (``--seed``). Run it by hand; wall times depend on the
@@ -197,6 +197,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=None, help="members for both (default: the preset's)")
     parser.add_argument("--paper-members", type=int, default=2)
     parser.add_argument("--paper-epochs", type=int, default=20)
+    parser.add_argument("--paper-on", nargs="*", default=["neu20", "embedded"], help="settings for the paper rows")
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -234,7 +235,7 @@ def main() -> None:
             for name in ("neu10", "neu40", "mnist10", "mnist50"):
                 one(name, reference=False)
         elif name == "paper":
-            for name in ("neu20", "embedded"):
+            for name in args.paper_on:
                 one(name, "paper", {"members": args.paper_members, "epochs": args.paper_epochs}, reference=False,
                     label=f"paper {args.paper_members}x{args.paper_epochs}ep")
         else:

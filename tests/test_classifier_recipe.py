@@ -91,6 +91,14 @@ def test_dihedral_gives_only_turns_and_mirrors_of_the_image():
     assert len(seen) >= 6  # and they vary
 
 
+def test_auto_augmentation_follows_what_the_data_declares():
+    train = learnable_set((8, 8), 6)
+    for invariant, level in ((True, "dihedral"), (None, "light")):
+        cfg = test_ensemble_config(members=1, epochs=2, aug="auto")
+        _, info = train_member(train, None, cfg, 0, torch.device("cpu"), orientation_invariant=invariant)
+        assert info["aug"] == level
+
+
 def test_augmentation_changes_training():
     train = learnable_set((12, 12), 6)
     records = {}

@@ -38,7 +38,9 @@ class EnsembleConfig:
     :ivar batch_size: images per optimisation step.
     :ivar min_epoch_size: an epoch draws at least this many training images (repeating the set), so
         that a set of 30 images still gets several optimisation steps per epoch; 0 = one pass.
-    :ivar optimizer: ``adamw`` or ``sgd``. :ivar lr: peak learning rate. :ivar momentum: SGD only.
+    :ivar optimizer: ``adamw`` or ``sgd``.
+    :ivar lr: peak learning rate.
+    :ivar momentum: SGD's momentum (unused by AdamW).
     :ivar weight_decay: decoupled (AdamW) or L2 (SGD) weight decay.
     :ivar warmup_epochs: the learning rate rises linearly from ``lr / 10`` to ``lr`` over these epochs
         (at most ``epochs - 1``)...
@@ -56,7 +58,8 @@ class EnsembleConfig:
         rotations, for data whose labels do not depend on orientation); ``auto`` (see
         :func:`resolve_classifier_aug`).
     :ivar bn_recal: before each evaluation, re-estimate BatchNorm running statistics on the training
-        images (plain, unaugmented) instead of keeping the running averages of the last batches.
+        images (unaugmented, in the class proportions the member trains with) instead of keeping
+        the running averages of the last few batches.
     :ivar select_best: keep the epoch with the best validation score (else the last epoch).
     :ivar select: the validation score: ``auc+f1`` (mean of AUC and macro-F1), ``auc``, ``f1``, or
         ``loss`` (lowest cross-entropy). Ties go to the later epoch.
