@@ -186,6 +186,17 @@ def test_every_preset_resolves_and_is_introspectable():
         resolve_ensemble_config(name, {})
 
 
+def test_presets_and_thread_defaults_are_readable_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from lagaug.core.classifier import PRESETS, preset_values; "
+            "from lagaug.core.threads import default_threads; "
+            "preset_values('paper'); default_threads(); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # the CLI's help text may show them
+
+
 # -- chance -----------------------------------------------------------------------------------------
 
 
