@@ -7,8 +7,10 @@ their counts). The loss is soft-target cross-entropy on ``ImageSet.targets()``
 (weighted by inverse class frequency when ``balance`` is ``loss``). The learning rate warms up
 linearly, then follows the schedule, step by step. After every epoch the BatchNorm statistics are
 re-estimated on the training images (``bn_recal``) and the member is scored on the validation set;
-the kept weights are those of the best epoch by ``select`` (ties go to the later epoch), so a
-member that calls everything the majority class cannot win on AUC + macro-F1.
+the kept weights are those of the best epoch by ``select`` (ties go to the later epoch). On AUC +
+macro-F1 an epoch that calls everything the majority class scores only the majority class's share
+of macro-F1, so it is kept only when no epoch did better (and :func:`~lagaug.core.classifier.chance.chance_warning`
+then flags the result).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def class_quotas(counts: list[int], n: int, power: float) -> list[int]:
     return quota.tolist()
 
 
-def epoch_order(labels: torch.Tensor, n: int, balanced: bool | float, generator: torch.Generator) -> torch.Tensor:
+def epoch_order(labels: torch.Tensor, n: int, balanced: bool | str, generator: torch.Generator) -> torch.Tensor:
     """``n`` training indices for one epoch: shuffled passes over the set, or (``balanced``) a
     class-balanced draw: every class present equally often (``True``) or in proportion to the square
     root of its count (``"sqrt"``), each class's images cycled evenly, then shuffled."""
