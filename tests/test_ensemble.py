@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lagaug.core.classifier import chance_warning, resolve_ensemble_config, train_ensemble
+from lagaug.core.classifier import chance_warning, resolve_ensemble_config, steps_per_epoch, train_ensemble
 from lagaug.core.classifier.chance import majority_scores
 from lagaug.core.classifier.testing import learnable_set, learnable_splits, test_ensemble_config
 from lagaug.core.data.dataset import ImageSet
@@ -50,6 +50,7 @@ def test_each_member_records_what_it_did_and_which_epoch_it_kept(learnt):
         assert epochs[-1]["val_loss"] < 0.6 * epochs[0]["val_loss"]  # validation loss falls
         assert h["balance"] == "sqrt" and h["class_counts"] == [40, 8, 8]  # 5:1 is imbalanced: auto balances
         assert h["aug"] == "light" and h["bn_recal"] is True
+        assert h["steps_per_epoch"] == steps_per_epoch(56, ens.config) == 4  # 56 images, epochs of 64 draws
         kept = epochs[h["kept_epoch"] - 1]
         assert h["kept_epoch"] > 1
         assert kept["val_f1"] > val_majority_f1 + 0.3  # not an epoch that calls everything "ok"

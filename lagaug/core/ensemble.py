@@ -3,12 +3,13 @@
 from lagaug.core.classifier import (  # noqa: F401
     AUG_CHOICES, BALANCE_CHOICES, PRESETS, SELECT_CHOICES, Ensemble, EnsembleConfig, Transform,
     build_classifier, chance_warning, check_classifier_input, check_classifier_name, member_seeds, preset,
-    preset_values, resolve_classifier_aug, resolve_ensemble_config, train_ensemble, train_member,
+    preset_values, resolve_classifier_aug, resolve_ensemble_config, steps_per_epoch, train_ensemble,
+    train_member,
 )
 
 __all__ = [
     "AUG_CHOICES", "BALANCE_CHOICES", "PRESETS", "SELECT_CHOICES", "Ensemble", "EnsembleConfig",
     "Transform", "build_classifier", "chance_warning", "check_classifier_input", "check_classifier_name",
     "member_seeds", "preset", "preset_values", "resolve_classifier_aug", "resolve_ensemble_config",
-    "train_ensemble", "train_member",
+    "steps_per_epoch", "train_ensemble", "train_member",
 ]

@@ -17,7 +17,7 @@ from importlib import import_module
 
 from lagaug.core.classifier.config import (
     AUG_CHOICES, BALANCE_CHOICES, PRESETS, SELECT_CHOICES, EnsembleConfig, preset, preset_values,
-    resolve_classifier_aug, resolve_ensemble_config,
+    resolve_classifier_aug, resolve_ensemble_config, steps_per_epoch,
 )
 
 _LAZY = {
@@ -35,5 +35,5 @@ def __getattr__(name: str):
 
 __all__ = [
     "AUG_CHOICES", "BALANCE_CHOICES", "PRESETS", "SELECT_CHOICES", "EnsembleConfig", "preset", "preset_values",
-    "resolve_classifier_aug", "resolve_ensemble_config", *_LAZY,
+    "resolve_classifier_aug", "resolve_ensemble_config", "steps_per_epoch", *_LAZY,
 ]

@@ -175,6 +175,11 @@ def resolve_ensemble_config(preset: str = "cpu", overrides: Mapping[str, Any] | 
     return cfg
 
 
+def steps_per_epoch(n_images: int, cfg: EnsembleConfig) -> int:
+    """Optimisation steps a member takes per epoch on ``n_images`` training images."""
+    return math.ceil(max(n_images, cfg.min_epoch_size) / cfg.batch_size)
+
+
 def resolve_classifier_aug(name: str, orientation_invariant: bool | None) -> str:
     """The augmentation to use: ``name``, or for ``auto`` ``dihedral`` when the data's labels are
     known not to depend on orientation (``orientation_invariant=True``: surfaces, textures) and

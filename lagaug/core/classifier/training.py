@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lagaug.core.classifier.augment import classifier_augment
-from lagaug.core.classifier.config import IMBALANCE_RATIO, EnsembleConfig, resolve_classifier_aug
+from lagaug.core.classifier.config import IMBALANCE_RATIO, EnsembleConfig, resolve_classifier_aug, steps_per_epoch
 from lagaug.core.classifier.models import build_classifier
 from lagaug.core.data.dataset import ImageSet
 from lagaug.core.errors import ConfigError
@@ -196,7 +196,7 @@ class MemberPlan:
     @classmethod
     def make(cls, train: ImageSet, cfg: EnsembleConfig, orientation_invariant: bool | None) -> "MemberPlan":
         counts = train.class_counts()
-        steps = math.ceil(max(len(train), cfg.min_epoch_size) / cfg.batch_size)
+        steps = steps_per_epoch(len(train), cfg)
         return cls(resolve_balance(cfg.balance, counts), resolve_classifier_aug(cfg.aug, orientation_invariant),
                    counts, steps, min(cfg.warmup_epochs, cfg.epochs - 1) * steps, cfg.epochs * steps)
 
