@@ -200,21 +200,24 @@ def test_presets_and_thread_defaults_are_readable_without_torch():
 # -- chance -----------------------------------------------------------------------------------------
 
 
-def test_chance_warning_reads_auc_noise_and_majority_members():
+def test_chance_warning_reads_the_test_sets_noise_and_blind_members():
     labels = np.array([0] * 300 + [1] * 60)
     margin = null_auc_margin(labels)
     assert margin == pytest.approx(1.96 * math.sqrt(361 / (12 * 300 * 60)))
-    learnt = {"auc_mean": 0.80, "auc_ci": 0.05, "per_member": [{"accuracy": 0.9, "f1": 0.8, "auc": 0.8}] * 3}
+    good = {"accuracy": 0.9, "f1": 0.8, "auc": 0.80}
+    learnt = {"auc_mean": 0.80, "auc_ci": 0.05, "per_member": [good] * 3}
     assert chance_warning(learnt, labels) is None
-    noisy = {**learnt, "auc_mean": 0.5 + margin * 0.9, "auc_ci": 0.01}
-    assert "within" in chance_warning(noisy, labels)
+    two_varied = {"auc_mean": 0.80, "auc_ci": 0.9, "per_member": [{**good, "auc": 0.72}, {**good, "auc": 0.88}]}
+    assert chance_warning(two_varied, labels) is None  # a wide member interval is not chance
+    noisy = {**learnt, "auc_mean": 0.5 + margin * 0.9}
+    assert "is not above 0.5 by more than 0.080" in chance_warning(noisy, labels)
     acc, f1 = majority_scores(labels)
     assert (acc, f1) == pytest.approx((300 / 360, (2 * acc / (1 + acc)) / 2))
     majority = {"accuracy": acc, "f1": f1, "auc": 0.9}
-    mostly_majority = {**learnt, "auc_mean": 0.85, "per_member": [majority, majority, learnt["per_member"][0]]}
-    assert "2 of 3 members predict only the majority class" in chance_warning(mostly_majority, labels)
-    one_of_three = {**mostly_majority, "per_member": [majority] + learnt["per_member"][:2]}
-    assert chance_warning(one_of_three, labels) is None
+    mostly_majority = {**learnt, "auc_mean": 0.85, "per_member": [majority, majority, good]}
+    warning = chance_warning(mostly_majority, labels)
+    assert "2 of 3 members learnt nothing usable" in warning and "2 call every image the majority class" in warning
+    assert chance_warning({**mostly_majority, "per_member": [majority, good, good]}, labels) is None
 
 
 # -- threads ----------------------------------------------------------------------------------------

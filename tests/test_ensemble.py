@@ -102,6 +102,18 @@ def test_chance_warning_fires_when_labels_are_random():
     assert warning is not None and warning.endswith("iteration changes are not meaningful")
 
 
+def test_the_learnable_npz_is_learnt_through_load_data_but_not_perfectly(tmp_path):
+    from lagaug.core.classifier.testing import save_learnable_npz
+    from lagaug.core.data import load_data
+
+    save_learnable_npz(tmp_path / "learn.npz")
+    splits = load_data(tmp_path / "learn.npz", image_size=16)
+    ens = train_ensemble(splits.train, splits.val, test_ensemble_config(), torch.Generator().manual_seed(0))
+    result = ens.evaluate(splits.test)
+    assert result["f1_mean"] > majority_scores(splits.test.labels.numpy())[1] + 0.5
+    assert min(m["auc"] for m in result["per_member"]) < 0.995  # room for figures to differ
+
+
 def test_unknown_classifier_suggests_names():
     with pytest.raises(ConfigError, match=r"--classifier 'resnet_18' is not a timm model; did you mean: .*resnet18"):
         train_ensemble(learnable_set((4, 4), 0), None, test_ensemble_config(classifier="resnet_18"), torch.Generator())
