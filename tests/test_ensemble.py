@@ -1,82 +1,133 @@
-"""The classifier ensemble: learns, is seeded, resumes from saved members, rejects bad names."""
+"""The classifier ensemble learns a small imbalanced set, keeps a real epoch, is seeded and resumes.
 
+Every ensemble here is test-sized (:mod:`lagaug.core.classifier.testing`): two members that learn a
+16 px three-class set in about a second each, so figures can differ and the checks mean something.
+"""
+
+import math
+
+import numpy as np
 import pytest
 import torch
 
+from lagaug.core.classifier import chance_warning, resolve_ensemble_config, steps_per_epoch, train_ensemble
+from lagaug.core.classifier.chance import majority_scores
+from lagaug.core.classifier.testing import learnable_set, learnable_splits, test_ensemble_config
 from lagaug.core.data.dataset import ImageSet
-from lagaug.core.ensemble import EnsembleConfig, preset, train_ensemble
 from lagaug.core.errors import ConfigError
 
 
-def blobs(n, seed):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, 1, 32, 32, generator=g) * 0.3
-    y = torch.arange(n) % 2
-    x[y == 1, :, 8:24, 8:24] += 0.6
-    return ImageSet(images=(x.clamp(0, 1) * 255).to(torch.uint8), labels=y, class_names=["a", "b"],
-                    ids=[f"{seed}/{i}" for i in range(n)])
+def balanced_accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    pred = probs.argmax(1)
+    return float(np.mean([(pred[labels == c] == c).float().mean().item() for c in labels.unique()]))
 
 
-CFG = EnsembleConfig(members=2, epochs=6, batch_size=16, lr=3e-3)
+@pytest.fixture(scope="module")
+def learnt():
+    """One test-sized ensemble trained on the easy imbalanced set (40 ok, 8 spot, 8 line)."""
+    train, val, test = learnable_splits(0)
+    ens = train_ensemble(train, val, test_ensemble_config(), torch.Generator().manual_seed(0))
+    return ens, val, test
 
 
-def test_ensemble_learns_an_easy_task():
-    ens = train_ensemble(blobs(64, 0), blobs(16, 1), CFG, torch.Generator().manual_seed(0))
-    result = ens.evaluate(blobs(40, 2))
-    assert len(result["per_member"]) == 2
-    assert result["auc_mean"] > 0.95  # (accuracy needs more steps: BatchNorm statistics lag)
-    train_losses = [r["train_loss"] for r in ens.history[0]["history"]]
-    assert train_losses[-1] < 0.5 * train_losses[0]  # training loss falls
-    assert result["auc_ci"] >= 0
-    assert all(len(h["history"]) == 6 for h in ens.history)
+def test_ensemble_separates_an_easy_imbalanced_set(learnt):
+    ens, _, test = learnt
+    result = ens.evaluate(test)
+    _, majority_f1 = majority_scores(test.labels.numpy())
+    assert result["f1_mean"] > majority_f1 + 0.5  # majority-class macro-F1 is 0.22 here
+    scores = [balanced_accuracy(member, test.labels) for member in ens.predict_proba(test.float_images())]
+    assert np.mean(scores) > 0.85 and min(scores) > 0.75  # chance is 1/3
+    assert chance_warning(result, test.labels) is None
+
+
+def test_each_member_records_what_it_did_and_which_epoch_it_kept(learnt):
+    ens, val, _ = learnt
+    _, val_majority_f1 = majority_scores(val.labels.numpy())
+    for h in ens.history:
+        epochs = h["history"]
+        assert [r["epoch"] for r in epochs] == list(range(1, 11))
+        assert {"val_loss", "val_auc", "val_f1", "val_accuracy", "val_score", "lr"} <= set(epochs[0])
+        assert epochs[-1]["val_loss"] < 0.6 * epochs[0]["val_loss"]  # validation loss falls
+        assert h["balance"] == "sqrt" and h["class_counts"] == [40, 8, 8]  # 5:1 is imbalanced: auto balances
+        assert h["aug"] == "light" and h["bn_recal"] is True
+        assert h["steps_per_epoch"] == steps_per_epoch(56, ens.config) == 4  # 56 images, epochs of 64 draws
+        kept = epochs[h["kept_epoch"] - 1]
+        assert h["kept_epoch"] > 1
+        assert kept["val_f1"] > val_majority_f1 + 0.3  # not an epoch that calls everything "ok"
+        assert kept["val_score"] == max(r["val_score"] for r in epochs)
+        assert "best validation auc+f1" in h["kept_because"]
 
 
 def test_same_seed_same_members_different_seed_different():
-    train, test = blobs(32, 0), blobs(16, 2)
-    cfg = EnsembleConfig(members=2, epochs=2, batch_size=16)
-    p = lambda s: train_ensemble(train, None, cfg, torch.Generator().manual_seed(s)).predict_proba(test.float_images())  # noqa: E731
-    a, b, c = p(0), p(0), p(1)
+    train, val, test = learnable_splits(1)
+    cfg = test_ensemble_config(epochs=4)
+
+    def probs(seed):
+        return train_ensemble(train, val, cfg, torch.Generator().manual_seed(seed)).predict_proba(test.float_images())
+
+    a, b, c = probs(0), probs(0), probs(1)
     assert torch.equal(a, b)
-    assert not torch.allclose(a, c)
-    assert not torch.allclose(a[0], a[1])  # members have their own seeds
+    assert not torch.allclose(a, c, atol=1e-3)
+    assert not torch.allclose(a[0], a[1], atol=1e-3)  # members have their own seeds
 
 
-def test_saved_members_are_loaded_not_retrained(tmp_path):
-    train, test = blobs(32, 0), blobs(16, 2)
-    cfg = EnsembleConfig(members=2, epochs=2, batch_size=16)
-    first = train_ensemble(train, None, cfg, torch.Generator().manual_seed(0), checkpoint_dir=tmp_path)
+def test_saved_members_are_loaded_not_retrained_with_their_record(tmp_path):
+    train, val, test = learnable_splits(2)
+    cfg = test_ensemble_config(epochs=4)
+    first = train_ensemble(train, val, cfg, torch.Generator().manual_seed(0), checkpoint_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["member_00.safetensors", "member_01.safetensors"]
     (tmp_path / "member_01.safetensors").unlink()  # as if killed while training member 2
-    second = train_ensemble(train, None, cfg, torch.Generator().manual_seed(0), checkpoint_dir=tmp_path)
-    assert second.history[0] == {"seed": first.history[0]["seed"], "resumed": True}
+    second = train_ensemble(train, val, cfg, torch.Generator().manual_seed(0), checkpoint_dir=tmp_path)
+    assert second.history[0] == {**first.history[0], "resumed": True}
     assert "resumed" not in second.history[1]
     assert torch.equal(first.predict_proba(test.float_images()), second.predict_proba(test.float_images()))
 
 
-def test_soft_labels_train():
-    data = blobs(32, 0)
-    data.soft = torch.full((32, 2), 0.5)
-    ens = train_ensemble(data, None, EnsembleConfig(members=1, epochs=3, batch_size=16),
-                         torch.Generator().manual_seed(0))
-    probs = ens.predict_proba(data.float_images())
-    assert (probs - 0.5).abs().max() < 0.2  # a 50/50 target pulls predictions towards 0.5
+def test_soft_labels_are_the_training_targets():
+    data = learnable_set((16, 16), seed=3)  # class 1 images carry a bright spot: easy to tell apart
+    data.soft = torch.tensor([[0.7, 0.3]]).repeat(32, 1)  # ... but every target says 70% class 0
+    ens = train_ensemble(data, None, test_ensemble_config(members=1, epochs=6), torch.Generator().manual_seed(0))
+    probs = ens.predict_proba(data.float_images())[0]
+    assert (probs[:, 0] - 0.7).abs().mean() < 0.1  # the soft target is learnt, not the hard label
+    assert ens.history[0]["kept_because"] == "no validation set: the last epoch is kept"
+
+
+def test_chance_warning_fires_when_labels_are_random():
+    train, val, test = learnable_splits(4)
+    g = torch.Generator().manual_seed(0)
+    for part in (train, val):
+        part.labels = part.labels[torch.randperm(len(part), generator=g)]  # images no longer tell the class
+    ens = train_ensemble(train, val, test_ensemble_config(), torch.Generator().manual_seed(0))
+    warning = chance_warning(ens.evaluate(test), test.labels)
+    assert warning is not None and warning.endswith("iteration changes are not meaningful")
+
+
+def test_the_learnable_npz_is_learnt_through_load_data_but_not_perfectly(tmp_path):
+    from lagaug.core.classifier.testing import save_learnable_npz
+    from lagaug.core.data import load_data
+
+    save_learnable_npz(tmp_path / "learn.npz")
+    splits = load_data(tmp_path / "learn.npz", image_size=16)
+    ens = train_ensemble(splits.train, splits.val, test_ensemble_config(), torch.Generator().manual_seed(0))
+    result = ens.evaluate(splits.test)
+    assert result["f1_mean"] > majority_scores(splits.test.labels.numpy())[1] + 0.5
+    assert min(m["auc"] for m in result["per_member"]) < 0.995  # room for figures to differ
 
 
 def test_unknown_classifier_suggests_names():
     with pytest.raises(ConfigError, match=r"--classifier 'resnet_18' is not a timm model; did you mean: .*resnet18"):
-        train_ensemble(blobs(8, 0), None, EnsembleConfig(classifier="resnet_18"), torch.Generator())
+        train_ensemble(learnable_set((4, 4), 0), None, test_ensemble_config(classifier="resnet_18"), torch.Generator())
 
 
 def test_images_too_small_for_the_classifier_are_a_clear_error():
     small = ImageSet(images=torch.zeros(4, 1, 8, 8, dtype=torch.uint8), labels=torch.tensor([0, 1, 0, 1]),
                      class_names=["a", "b"], ids=list("abcd"))
     with pytest.raises(ConfigError, match=r"--classifier 'test_convnext' cannot take 8x8 images .* raise --image-size"):
-        train_ensemble(small, None, EnsembleConfig(classifier="test_convnext"), torch.Generator())
+        train_ensemble(small, None, test_ensemble_config(classifier="test_convnext"), torch.Generator())
 
 
-def test_paper_preset_is_the_papers_protocol():
-    cfg = preset("paper")
-    assert (cfg.classifier, cfg.members, cfg.epochs, cfg.optimizer, cfg.lr, cfg.momentum, cfg.batch_size) == (
-        "convnext_tiny", 20, 150, "sgd", 1e-3, 0.9, 32)
-    with pytest.raises(ConfigError, match="unknown ensemble preset 'fast'; choose one of: cpu, paper"):
-        preset("fast")
+def test_test_config_is_the_cpu_preset_with_the_test_overrides():
+    cfg = test_ensemble_config()
+    cpu = resolve_ensemble_config("cpu")
+    assert cfg.classifier == cpu.classifier and cfg.balance == cpu.balance and cfg.select == cpu.select
+    assert math.isclose(cfg.weight_decay, cpu.weight_decay)

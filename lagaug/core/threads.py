@@ -1,0 +1,71 @@
+"""How many CPU threads torch uses, set by lagaug itself and recorded with the run.
+
+torch picks its intra-op thread count from the machine's cores, not from what the process may use,
+and on a shared machine extra threads wait on cores that other jobs hold: on a 2-core machine with
+one core busy, a run with 2 threads took 19:55 and the same run with 1 thread 1:49. So the CLI
+sets the count (``--threads``, default :func:`default_threads`) with :func:`apply_threads` and
+saves it in the run's config.
+
+Results are bit-identical only for the same thread count: a parallel reduction adds its terms in
+an order that depends on how the work is split, so 1 and 2 threads give slightly different sums.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from lagaug.core.errors import ConfigError
+
+_CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def _cgroup_limit() -> int | None:
+    """Whole cores allowed by a cgroup v2 CPU quota (containers), or None when unlimited/unknown."""
+    try:
+        quota, period = _CGROUP_CPU_MAX.read_text().split()[:2]
+        if quota == "max":
+            return None
+        return max(1, math.floor(int(quota) / int(period)))
+    except (OSError, ValueError):
+        return None
+
+
+def default_threads() -> int:
+    """The cores this process may run on: its CPU affinity (``os.sched_getaffinity``), capped by a
+    cgroup CPU quota when there is one; ``os.cpu_count()`` where affinity is not available."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    limit = _cgroup_limit()
+    return max(1, min(cores, limit) if limit else cores)
+
+
+def check_threads(n) -> int:
+    """``n`` as a thread count of at least 1; a ConfigError names ``--threads`` otherwise."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"--threads must be a whole number of at least 1, got {n!r}")
+    return n
+
+
+def apply_threads(n: int) -> int:
+    """Make torch use ``n`` threads; returns the intra-op count that was in force before.
+
+    Sets torch's intra-op threads (the pool that convolutions and matrix products split over, which
+    also sets OpenMP's and MKL's counts) and, when torch still allows it (only before any parallel
+    work has run in the process), the inter-op threads too. ``OMP_NUM_THREADS`` is set as well, so
+    that child processes (data workers, subprocesses) start with the same count.
+    """
+    import torch
+
+    check_threads(n)
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(n)
+    except RuntimeError:  # already fixed once work has run; the intra-op count is what matters
+        pass
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    return before
