@@ -157,7 +157,11 @@ def run(args: argparse.Namespace) -> list[dict]:
                 train_size=size, val_fraction=args.val_fraction, budget=args.budget, test_size=10 * args.test_per_class,
                 synthetic_per_image=args.spi[size],
                 ensemble={"classifier": args.classifier, "members": 1, "epochs": args.epochs, "batch_size": 32,
-                          "optimizer": "adamw", "lr": args.lr, "weight_decay": 0.0, "select_best": args.select_best},
+                          "optimizer": "adamw", "lr": args.lr, "weight_decay": 0.0, "select_best": args.select_best,
+                          # the paper's protocol, not lagaug's cpu recipe: plain passes, no schedule,
+                          # no balancing or classifier augmentation, the best validation loss
+                          "aug": "none", "min_epoch_size": 0, "warmup_epochs": 0, "schedule": "constant",
+                          "balance": "none", "select": "loss"},
                 set=vae, generator_val=args.vae_val, seed=args.seed, device=args.device, out=str(Path(args.out) / f"ls{latent}-n{size}"),
             )
             start = time.perf_counter()

@@ -12,7 +12,7 @@ from lagaug.core.classifier import (
 )
 from lagaug.core.classifier.augment import ClassifierAugment, max_shift, random_dihedral
 from lagaug.core.classifier.chance import chance_warning, majority_scores, null_auc_margin
-from lagaug.core.classifier.testing import learnable_set, test_ensemble_config
+from lagaug.testing import learnable_set, test_ensemble_config
 from lagaug.core.classifier.training import (
     class_weights, epoch_order, kept_epoch, lr_factor, recalibrate_batchnorm, resolve_balance, train_member,
 )

@@ -117,24 +117,24 @@ def test_fit_then_sample(example_plugin, learn_npz, tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads((gen / "generator.json").read_text())["method"] == "jitter"
     img = _png(tmp_path / "in.png")
-    r = invoke("sample", "--generator", str(gen), str(img), "--variants", "3", "--label", "c1",
+    r = invoke("sample", "--generator", str(gen), str(img), "--variants", "3", "--label", "spot",
                "--set", "sigma=0.2", "--out", str(tmp_path / "out"), "--quiet")
     assert r.returncode == 0, r.stderr
     files = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
     assert files == ["in_0000.png", "in_0001.png", "in_0002.png"]
     lines = [json.loads(l) for l in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
-    assert [l["label"] for l in lines] == ["c1"] * 3 and lines[0]["source"] == [str(img)]
+    assert [l["label"] for l in lines] == ["spot"] * 3 and lines[0]["source"] == [str(img)]
     with Image.open(tmp_path / "out" / "in_0000.png") as im:
         assert im.size == (32, 32)
     # without --label: each image's folder names its class; a folder that is no class is an error
-    a, b = _png(tmp_path / "c0" / "a.png", 1), _png(tmp_path / "c1" / "b.png", 2)
+    a, b = _png(tmp_path / "ok" / "a.png", 1), _png(tmp_path / "line" / "b.png", 2)
     r = invoke("sample", "--generator", str(gen), str(a), str(b), "--variants", "1", "--out", str(tmp_path / "o2"),
                "--quiet")
     assert r.returncode == 0, r.stderr
     labels = [json.loads(l)["label"] for l in (tmp_path / "o2" / "manifest.jsonl").read_text().splitlines()]
-    assert labels == ["c0", "c1"]
+    assert labels == ["ok", "line"]
     r = invoke("sample", "--generator", str(gen), str(img), "--out", str(tmp_path / "o3"), "--quiet")
-    assert r.returncode == 1 and "give --label (one of: c0, c1)" in r.stderr
+    assert r.returncode == 1 and "give --label (one of: ok, spot, line)" in r.stderr
 
 
 @pytest.mark.parametrize("args,message", [

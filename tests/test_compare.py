@@ -19,7 +19,7 @@ from lagaug.core.data.dataset import DataSplits, ImageSet
 from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.method import GeneratorMethod, Latents, Synthesis
 from lagaug.core.plugins import make_plugin_manager
-from lagaug.testing import learnable_set
+from lagaug.testing import TEST_ENSEMBLE, learnable_set
 
 CLASSES = ["a", "b", "c"]
 
@@ -111,7 +111,7 @@ def splits() -> DataSplits:
 
 def config(tmp_path, **kw) -> CompareConfig:
     base = dict(method="fake", repeats=2, train_size=24, synthetic_per_image=1.5, out=str(tmp_path / "run"),
-                ensemble=dict(classifier="garay_cnn_small", members=1, epochs=1, batch_size=16))
+                ensemble=dict(classifier="garay_cnn_small", members=1, epochs=1, batch_size=16, min_epoch_size=0))
     base.update(kw)
     return CompareConfig(**base)
 
@@ -258,18 +258,18 @@ def test_primary_comparisons_are_one_holm_family_and_the_rest_another():
 def test_compare_detects_a_real_effect_and_not_a_copy(tmp_path, pm):
     """Positive control: extra *real* images help, significantly. Negative control: a method whose
     images are exact copies of its sources is indistinguishable from the duplicate arm."""
-    bank = learnable_set(400, size=16, seed=7, contrast=70, prefix="bank")
+    bank = learnable_set(400, seed=7, contrast=0.3, prefix="bank")
     OracleMethod.bank = bank
-    splits = DataSplits(learnable_set(120, size=16, seed=8, contrast=70, prefix="train"),
-                        learnable_set(0, size=16, seed=9, prefix="val"),
-                        learnable_set(80, size=16, seed=10, contrast=70, prefix="test"))
-    ens = dict(classifier="garay_cnn_small", members=1, epochs=6, batch_size=16)
-    oracle = run_compare(CompareConfig(method="oracle", arms=["real", "method"], repeats=6, train_size=8,
-                                       val_fraction=0, synthetic_per_image=8, ensemble=ens,
+    splits = DataSplits(learnable_set(120, seed=8, contrast=0.3), learnable_set(0, seed=9, split="val"),
+                        learnable_set(90, seed=10, split="test", contrast=0.3))
+    ens = dict(TEST_ENSEMBLE, members=1, epochs=6)
+    # 6 repeats: the smallest exact two-sided p is 2/64 < 0.05; 2 images per class, the oracle adds 60
+    oracle = run_compare(CompareConfig(method="oracle", arms=["real", "method"], repeats=6, train_size=6,
+                                       val_fraction=0, synthetic_per_image=10, ensemble=ens,
                                        out=str(tmp_path / "oracle")), splits=splits, plugins=pm)
     gain = next(c for c in oracle.comparisons if c["family"] == "primary")
     assert gain["delta"] > 0.05 and gain["significant"], gain
-    copy = run_compare(CompareConfig(method="copy", arms=["real", "method", "duplicate"], repeats=3, train_size=8,
+    copy = run_compare(CompareConfig(method="copy", arms=["real", "method", "duplicate"], repeats=3, train_size=6,
                                      val_fraction=0, synthetic_per_image=2, ensemble=ens,
                                      out=str(tmp_path / "copy")), splits=splits, plugins=pm)
     same = next(c for c in copy.comparisons if (c["arm"], c["baseline"], c["metric"]) == ("copy", "duplicate", "f1"))
@@ -340,7 +340,8 @@ def test_resume_skips_finished_cells(tmp_path, splits, fake_method, monkeypatch)
 
 def test_steps_budget_gives_every_arm_the_same_steps(tmp_path, splits, fake_method):
     result = run_compare(config(tmp_path, repeats=1, budget="steps",
-                                ensemble=dict(classifier="garay_cnn_small", members=1, epochs=2, batch_size=16)),
+                                ensemble=dict(classifier="garay_cnn_small", members=1, epochs=2, batch_size=16,
+                                              min_epoch_size=0)),
                          splits=splits, plugins=fake_method)
     steps = {c["arm"]: c["epochs"] * math.ceil(c["train_size"] / 16) for c in result.cells}
     assert steps["real"] == steps["fake"] == 8 and steps["classic"] == steps["duplicate"] == 8

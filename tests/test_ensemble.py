@@ -1,6 +1,6 @@
 """The classifier ensemble learns a small imbalanced set, keeps a real epoch, is seeded and resumes.
 
-Every ensemble here is test-sized (:mod:`lagaug.core.classifier.testing`): two members that learn a
+Every ensemble here is test-sized (:mod:`lagaug.testing`): two members that learn a
 16 px three-class set in about a second each, so figures can differ and the checks mean something.
 """
 
@@ -12,7 +12,7 @@ import torch
 
 from lagaug.core.classifier import chance_warning, resolve_ensemble_config, steps_per_epoch, train_ensemble
 from lagaug.core.classifier.chance import majority_scores
-from lagaug.core.classifier.testing import learnable_set, learnable_splits, test_ensemble_config
+from lagaug.testing import learnable_set, learnable_splits, test_ensemble_config
 from lagaug.core.data.dataset import ImageSet
 from lagaug.core.errors import ConfigError
 
@@ -25,7 +25,8 @@ def balanced_accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
 @pytest.fixture(scope="module")
 def learnt():
     """One test-sized ensemble trained on the easy imbalanced set (40 ok, 8 spot, 8 line)."""
-    train, val, test = learnable_splits(0)
+    data = learnable_splits(0)
+    train, val, test = data.train, data.val, data.test
     ens = train_ensemble(train, val, test_ensemble_config(), torch.Generator().manual_seed(0))
     return ens, val, test
 
@@ -59,7 +60,8 @@ def test_each_member_records_what_it_did_and_which_epoch_it_kept(learnt):
 
 
 def test_same_seed_same_members_different_seed_different():
-    train, val, test = learnable_splits(1)
+    data = learnable_splits(1)
+    train, val, test = data.train, data.val, data.test
     cfg = test_ensemble_config(epochs=4)
 
     def probs(seed):
@@ -72,7 +74,8 @@ def test_same_seed_same_members_different_seed_different():
 
 
 def test_saved_members_are_loaded_not_retrained_with_their_record(tmp_path):
-    train, val, test = learnable_splits(2)
+    data = learnable_splits(2)
+    train, val, test = data.train, data.val, data.test
     cfg = test_ensemble_config(epochs=4)
     first = train_ensemble(train, val, cfg, torch.Generator().manual_seed(0), checkpoint_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["member_00.safetensors", "member_01.safetensors"]
@@ -93,7 +96,8 @@ def test_soft_labels_are_the_training_targets():
 
 
 def test_chance_warning_fires_when_labels_are_random():
-    train, val, test = learnable_splits(4)
+    data = learnable_splits(4)
+    train, val, test = data.train, data.val, data.test
     g = torch.Generator().manual_seed(0)
     for part in (train, val):
         part.labels = part.labels[torch.randperm(len(part), generator=g)]  # images no longer tell the class
@@ -103,10 +107,10 @@ def test_chance_warning_fires_when_labels_are_random():
 
 
 def test_the_learnable_npz_is_learnt_through_load_data_but_not_perfectly(tmp_path):
-    from lagaug.core.classifier.testing import save_learnable_npz
+    from lagaug.testing import learnable_npz
     from lagaug.core.data import load_data
 
-    save_learnable_npz(tmp_path / "learn.npz")
+    learnable_npz(tmp_path / "learn.npz")
     splits = load_data(tmp_path / "learn.npz", image_size=16)
     ens = train_ensemble(splits.train, splits.val, test_ensemble_config(), torch.Generator().manual_seed(0))
     result = ens.evaluate(splits.test)

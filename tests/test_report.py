@@ -154,7 +154,7 @@ def pm():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return learnable_npz(tmp_path_factory.mktemp("data") / "learn.npz", n_train=40, n_test=30)
+    return learnable_npz(tmp_path_factory.mktemp("data") / "learn.npz", counts=(24, 8, 8), test=(18, 6, 6))
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from lagaug.cli.main import common_run_options, friendly_errors, pass_plugins, set_option
+from lagaug.cli.main import (
+    classifier_options, common_run_options, friendly_errors, pass_plugins, preset_help, set_option, use_threads,
+)
 from lagaug.cli.report import report_option, write_after_run
 
 
@@ -32,11 +34,8 @@ def list_plugins(plugins, as_json: bool, check: bool) -> None:
 @common_run_options
 @click.option("--classes", multiple=True, metavar="NAME", help="Only augment these classes (repeatable).")
 @click.option("--include-synthetic", is_flag=True, help="Allow synthetic images to be chosen as hard.")
-@click.option("--ensemble", default=None, type=int, help="Classifiers per ensemble [preset: 3].")
-@click.option("--epochs", default=None, type=int, help="Epochs per classifier [preset: 15].")
-@click.option("--classifier", default=None, help="timm model name [preset: test_resnet].")
-@click.option("--preset", default="cpu", show_default=True, type=click.Choice(["cpu", "paper"]),
-              help="Ensemble protocol; 'paper' = 20 ConvNeXt-tiny, 150 epochs, SGD lr 0.001.")
+@click.option("--ensemble", default=None, type=int, help=f"Classifiers per ensemble [{preset_help('members')}].")
+@classifier_options
 @click.option("--generator", default=None, metavar="DIR", help="Use this saved generator instead of fitting one.")
 @set_option
 @click.option("--out", default=None, metavar="DIR", help="Run directory [lagaug-runs/METHOD-TIME].")
@@ -45,8 +44,8 @@ def list_plugins(plugins, as_json: bool, check: bool) -> None:
 @pass_plugins
 @friendly_errors
 def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, image_size, seed, split_seed, device,
-            bad_images, quiet, classes, include_synthetic, ensemble, epochs, classifier, preset, generator, overrides,
-            out, resume, report) -> None:
+            bad_images, quiet, classes, include_synthetic, ensemble, preset, epochs, classifier, classifier_aug,
+            classifier_overrides, threads, generator, overrides, out, resume, report) -> None:
     """Run the iterative hard-sample loop and report the metric per iteration."""
     import time
 
@@ -64,7 +63,8 @@ def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, imag
         method=method, hard_k=hard_k, iterations=iterations, variants=variants, data=data,
         unlabeled=unlabeled, classes=list(classes) or None, include_synthetic=include_synthetic,
         image_size=image_size, seed=seed, split_seed=split_seed, preset=preset, ensemble=ensemble, epochs=epochs,
-        classifier=classifier, generator=generator, set=parse_overrides(overrides), device=device,
+        classifier=classifier, classifier_aug=classifier_aug, classifier_set=parse_overrides(classifier_overrides),
+        threads=use_threads(threads), generator=generator, set=parse_overrides(overrides), device=device,
         out=out, bad_images=bad_images,
     )
     progress = Progress(quiet=quiet, console=render.console(stderr=True))

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
-from lagaug.cli.main import common_run_options, friendly_errors, pass_plugins, set_option
+from lagaug.cli.main import (
+    classifier_options, common_run_options, friendly_errors, pass_plugins, preset_help, set_option, use_threads,
+)
 from lagaug.cli.report import report_option, write_after_run
 
 
@@ -68,18 +70,14 @@ def results_table(result) -> None:
 @click.option("--classic-set", "classic_overrides", multiple=True, metavar="KEY=VALUE",
               help="Classical augmentation: rotation=20 shift_x=0.2 shift_y=0.2 zoom=0 hflip=false fill=border.")
 @common_run_options
-@click.option("--classifier", default=None, help="timm model name, or garay_cnn / garay_cnn_small [preset: test_convnext].")
-@click.option("--epochs", default=None, type=int, help="Epochs per classifier [preset: 12].")
-@click.option("--members", default=None, type=int, help="Classifiers per arm and repeat (their mean is the cell) [preset: 3].")
-@click.option("--batch-size", default=None, type=int, help="Classifier batch size [preset: 32].")
-@click.option("--lr", default=None, type=float, help="Classifier learning rate [preset: 0.002].")
+@classifier_options
+@click.option("--members", default=None, type=int,
+              help=f"Classifiers per arm and repeat (their mean is the cell) [{preset_help('members')}].")
+@click.option("--batch-size", default=None, type=int, help=f"Classifier batch size [{preset_help('batch_size')}].")
+@click.option("--lr", default=None, type=float, help=f"Classifier learning rate [{preset_help('lr')}].")
 @click.option("--budget", default="epochs", show_default=True, type=click.Choice(["epochs", "steps"]),
               help="epochs: every arm trains --epochs passes over its own set; steps: every arm gets the "
                    "optimisation steps of --epochs passes over the largest arm.")
-@click.option("--classifier-set", "classifier_overrides", multiple=True, metavar="KEY=VALUE",
-              help="Other classifier settings, e.g. optimizer=adamw weight_decay=0.")
-@click.option("--preset", default="cpu", show_default=True, type=click.Choice(["cpu", "paper"]),
-              help="Classifier protocol; 'paper' = 20 ConvNeXt-tiny, 150 epochs, SGD lr 0.001.")
 @set_option
 @click.option("--generator-val/--no-generator-val", default=True, show_default=True,
               help="Let the generator early-stop on the validation images, or fit it for its full length.")
@@ -94,9 +92,9 @@ def results_table(result) -> None:
 @pass_plugins
 @friendly_errors
 def compare(plugins, method, arms, repeats, train_size, proportional, val_fraction, test_size, synthetic_per_image,
-            classic_overrides, data, unlabeled, image_size, seed, split_seed, device, bad_images, quiet, classifier, epochs,
-            members, batch_size, lr, budget, classifier_overrides, preset, overrides, generator_val, alpha, test_name, keep_checkpoints,
-            out, resume, report) -> None:
+            classic_overrides, data, unlabeled, image_size, seed, split_seed, device, bad_images, quiet, preset, epochs,
+            classifier, classifier_aug, classifier_overrides, threads, members, batch_size, lr, budget, overrides,
+            generator_val, alpha, test_name, keep_checkpoints, out, resume, report) -> None:
     """Train classifiers side by side on real, classic, synthetic (METHOD), classic+METHOD and
     duplicate training sets; report macro-F1 / accuracy / AUC with 95% intervals over repeats and
     paired significance tests."""
@@ -114,9 +112,9 @@ def compare(plugins, method, arms, repeats, train_size, proportional, val_fracti
         out = str(Path("lagaug-runs") / f"compare-{method}-{time.strftime('%Y%m%d-%H%M%S')}")
     ensemble = parse_overrides(classifier_overrides)
     for key, value in (("classifier", classifier), ("epochs", epochs), ("members", members),
-                       ("batch_size", batch_size), ("lr", lr)):
+                       ("batch_size", batch_size), ("lr", lr), ("aug", classifier_aug)):
         if value is not None:
-            ensemble[key] = value
+            ensemble.setdefault(key, value)
     config = CompareConfig(
         method=method, arms=None if arms is None else [a for a in arms.split(",") if a.strip()],
         data=data, unlabeled=unlabeled, image_size=image_size, repeats=repeats, train_size=train_size,
@@ -124,6 +122,7 @@ def compare(plugins, method, arms, repeats, train_size, proportional, val_fracti
         synthetic_per_image=synthetic_per_image, classic=parse_overrides(classic_overrides), preset=preset,
         ensemble=ensemble, budget=budget, set=parse_overrides(overrides), generator_val=generator_val, alpha=alpha, test=test_name, seed=seed, split_seed=split_seed,
         device=device, out=out, bad_images=bad_images, keep_checkpoints=keep_checkpoints,
+        threads=use_threads(threads),
     )
     progress = Progress(quiet=quiet, console=render.console(stderr=True))
     result = run_compare(config, progress, resume=resume, plugins=plugins)

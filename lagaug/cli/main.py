@@ -78,6 +78,51 @@ def common_run_options(func):
     return func
 
 
+def preset_help(field: str) -> str:
+    """``cpu: 5, paper: 20`` — a classifier setting's value in every preset, read from the presets."""
+    from lagaug.core.classifier.config import PRESETS, preset_values
+
+    return ", ".join(f"{name}: {preset_values(name)[field]}" for name in PRESETS)
+
+
+def classifier_options(func):
+    """The classifier-ensemble options shared by ``augment`` and ``compare`` (help from the presets)."""
+    from lagaug.core.classifier.config import AUG_CHOICES, PRESETS, preset_values
+
+    cpu, paper = preset_values("cpu"), preset_values("paper")
+    options = [
+        click.option("--preset", default="cpu", show_default=True, type=click.Choice(list(PRESETS)),
+                     help=f"Classifier protocol: cpu = {cpu['members']} x {cpu['classifier']}, {cpu['epochs']} epochs, "
+                          f"{cpu['optimizer']} lr {cpu['lr']}; paper = {paper['members']} x {paper['classifier']}, "
+                          f"{paper['epochs']} epochs, {paper['optimizer']} lr {paper['lr']}."),
+        click.option("--epochs", default=None, type=int, help=f"Epochs per classifier [{preset_help('epochs')}]."),
+        click.option("--classifier", default=None,
+                     help=f"timm model name, or garay_cnn / garay_cnn_small [{preset_help('classifier')}]."),
+        click.option("--classifier-aug", default="auto", show_default=True, type=click.Choice(list(AUG_CHOICES)),
+                     help="Label-preserving augmentation of the training images for the classifier: light = "
+                          "small shifts; dihedral = also flips and 90-degree turns; auto = dihedral for data "
+                          "that declares orientation does not matter (the embedded set), else light."),
+        click.option("--classifier-set", "classifier_overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Other classifier settings, e.g. balance=sampler select=auc lr=0.001 (unknown keys "
+                          "list the valid ones)."),
+        click.option("--threads", default=None, type=int,
+                     help="torch threads [the cores this process may use]; results are bit-identical only "
+                          "for the same count."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def use_threads(threads: int | None) -> int:
+    """Set torch's thread count before any work (``None``: the cores this process may use)."""
+    from lagaug.core.threads import apply_threads, check_threads, default_threads
+
+    n = default_threads() if threads is None else check_threads(threads)
+    apply_threads(n)
+    return n
+
+
 pass_plugins = click.pass_obj
 """Decorator: the command receives the plugin manager :func:`main` built as its first argument."""
 

@@ -49,6 +49,12 @@ def _pm(value: float, half: float, signed: bool = False) -> str:
     return f"{text} ± {'n/a' if half != half else f'{half:.3f}'}"
 
 
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def summary_table(rows: list[dict], run_dir) -> None:
     """Per iteration: sizes, AUC and macro-F1 with intervals, and the change in AUC against the
     baseline, paired member by member (the members keep their seeds across iterations)."""
@@ -64,5 +70,8 @@ def summary_table(rows: list[dict], run_dir) -> None:
                       _pm(r["auc_mean"], r["auc_ci"]), delta, _pm(r["f1_mean"], r["f1_ci"]))
     out = console()
     out.print(table)
+    warning = next((r.get("chance_warning") for r in rows if r.get("chance_warning")), None)
+    if warning:
+        out.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     out.print(f"metrics: {run_dir}/metrics.csv · plot: {run_dir}/metrics.png · "
               f"images: {run_dir}/synthetic/ · manifest: {run_dir}/manifest.jsonl")

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from lagaug.core.data.dataset import DataSplits, ImageSet
-from lagaug.core.ensemble import EnsembleConfig, check_classifier_name, preset, train_ensemble
+from lagaug.core.ensemble import EnsembleConfig, chance_warning, check_classifier_name, resolve_ensemble_config, train_ensemble
 from lagaug.core.errors import CheckpointError, ConfigError, PluginWarning
 from lagaug.core.generators import fit_generator, load_generator, method_config, synthesize
 from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext, Synthesis, read_generator_meta
@@ -59,6 +59,9 @@ class AugmentConfig:
     ensemble: int | None = None
     epochs: int | None = None
     classifier: str | None = None
+    classifier_aug: str = "auto"
+    classifier_set: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None
     generator: str | None = None
     set: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
@@ -66,9 +69,12 @@ class AugmentConfig:
     bad_images: str = "warn"
 
     def ensemble_config(self) -> EnsembleConfig:
+        """The preset with ``--ensemble``, ``--epochs``, ``--classifier``, ``--classifier-aug`` and
+        ``--classifier-set`` applied (one resolver: :func:`lagaug.core.ensemble.resolve_ensemble_config`)."""
         overrides = {k: v for k, v in (("members", self.ensemble), ("epochs", self.epochs),
                                        ("classifier", self.classifier)) if v is not None}
-        return preset(self.preset, **overrides)
+        overrides["aug"] = self.classifier_aug
+        return resolve_ensemble_config(self.preset, {**overrides, **self.classifier_set}, source="--classifier-set")
 
     def validate(self) -> None:
         for name, value, low in (("--hard-k", self.hard_k, 1), ("--iterations", self.iterations, 0),
@@ -199,7 +205,7 @@ class Loop:
         ensemble = train_ensemble(
             train, self.splits.val, self.ens_cfg, stage_generator(self.cfg.seed, "ensemble"),
             device=self.device, progress=self.progress, checkpoint_dir=self.run.iteration_dir(it) / "ensemble",
-            label=f"iteration {it}: ensemble",
+            label=f"iteration {it}: ensemble", orientation_invariant=self.splits.extra.get("orientation_invariant"),
         )
         result = ensemble.evaluate(self.splits.test)
         metrics = {
@@ -207,7 +213,13 @@ class Loop:
             "added": added, **{k: v for k, v in result.items() if k != "per_member"},
             **self.paired_deltas(it, result["per_member"]),
             "per_member": result["per_member"],
+            "members": [{k: h.get(k) for k in ("seed", "kept_epoch", "kept_because", "balance", "aug")}
+                        for h in ensemble.history],
         }
+        if it == 0:
+            warning = chance_warning(result, self.splits.test.labels)
+            if warning:
+                metrics["chance_warning"] = warning
         scores = probs = None
         if it < self.cfg.iterations:
             probs = ensemble.predict_proba(train.float_images()).mean(0)

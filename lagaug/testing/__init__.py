@@ -4,10 +4,14 @@
   the example plugin, and yours): subclass it in a test module, name the method, give a tiny
   configuration.
 * :func:`learnable_set` / :func:`learnable_splits` / :func:`learnable_npz` — tiny image sets that
-  a tiny classifier can learn but not perfectly, so tests compare figures that can differ.
+  a tiny classifier learns in seconds but not perfectly, so tests compare figures that can differ;
+  :data:`TEST_ENSEMBLE` / :func:`test_ensemble_config` — the ensemble setting that learns them.
 """
 
 from lagaug.testing.contract import MethodContract
-from lagaug.testing.data import learnable_npz, learnable_set, learnable_splits
+from lagaug.testing.data import (
+    CLASS_NAMES, TEST_ENSEMBLE, learnable_images, learnable_npz, learnable_set, learnable_splits, test_ensemble_config,
+)
 
-__all__ = ["MethodContract", "learnable_npz", "learnable_set", "learnable_splits"]
+__all__ = ["CLASS_NAMES", "MethodContract", "TEST_ENSEMBLE", "learnable_images", "learnable_npz", "learnable_set",
+           "learnable_splits", "test_ensemble_config"]

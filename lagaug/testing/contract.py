@@ -33,7 +33,8 @@ from lagaug.core.errors import ConfigError
 from lagaug.core.generators import fit_generator, load_generator, synthesize
 from lagaug.core.method import StageContext, Synthesis
 from lagaug.core.plugins import make_plugin_manager
-from lagaug.testing.data import learnable_splits
+from lagaug.core.data.dataset import DataSplits
+from lagaug.testing.data import learnable_set
 
 
 class MethodContract:
@@ -56,7 +57,9 @@ class MethodContract:
 
     @pytest.fixture(scope="class")
     def data(self):
-        return learnable_splits(self.n_train, 8, 8, size=self.image_size, classes=self.classes, seed=11)
+        parts = {s: learnable_set(n, 11, s, self.image_size, classes=self.classes)
+                 for s, n in (("train", self.n_train), ("val", 8), ("test", 8))}
+        return DataSplits(parts["train"], parts["val"], parts["test"])
 
     @pytest.fixture(scope="class")
     def fitted(self, plugins, data):

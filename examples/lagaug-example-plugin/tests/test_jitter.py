@@ -21,7 +21,7 @@ class TestJitterContract(MethodContract):
 def test_sigma_sets_the_noise_strength(plugins):
     from lagaug.core.generators import fit_generator, sample_images
 
-    data = learnable_splits(8, 2, 2, size=8)
+    data = learnable_splits(size=8, train=(4, 4), val=(1, 1), test=(1, 1))
     method = fit_generator("jitter", data, overrides={"sigma": 0.0}, plugins=plugins)
     images = data.train.float_images([0, 1])
     still = sample_images(method, images, data.train.labels[:2], variants=2, plugins=plugins)

@@ -8,7 +8,7 @@
 * :mod:`~lagaug.core.classifier.training` — one member's training recipe;
 * :mod:`~lagaug.core.classifier.ensemble` — :class:`Ensemble`, :func:`train_ensemble`;
 * :mod:`~lagaug.core.classifier.chance` — :func:`chance_warning` for a baseline at chance;
-* :mod:`~lagaug.core.classifier.testing` — a tiny set and config that learn in seconds, for tests.
+* the test-size data and ensemble setting live in :mod:`lagaug.testing`.
 
 The names below are importable from this package; the torch-using ones load on first use.
 """

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lagaug.core.classic import ClassicConfig
-from lagaug.core.config import apply_overrides, config_from_dict
-from lagaug.core.ensemble import PRESETS, EnsembleConfig
+from lagaug.core.config import config_from_dict
+from lagaug.core.classifier.config import EnsembleConfig, resolve_ensemble_config
 from lagaug.core.errors import ConfigError
 
 REAL, CLASSIC, DUPLICATE = "real", "classic", "duplicate"
@@ -73,6 +73,7 @@ class CompareConfig:
     out: str = "lagaug-runs/compare"
     bad_images: str = "warn"
     keep_checkpoints: bool = False
+    threads: int | None = None
 
     def resolved_arms(self) -> list[str]:
         """The arm names with ``method`` replaced by the method's name (validated, in order)."""
@@ -99,15 +100,8 @@ class CompareConfig:
         return config_from_dict(ClassicConfig, self.classic, source="--classic-set")
 
     def ensemble_config(self) -> EnsembleConfig:
-        if self.preset not in PRESETS:
-            raise ConfigError(f"unknown ensemble preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
-        cfg = apply_overrides(EnsembleConfig(**PRESETS[self.preset]), self.ensemble, source="--classifier-set")
-        for key in ("members", "epochs", "batch_size"):
-            if getattr(cfg, key) < 1:
-                raise ConfigError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(cfg, key)}")
-        if not cfg.lr > 0:
-            raise ConfigError(f"--lr must be positive, got {cfg.lr}")
-        return cfg
+        """The preset with ``ensemble`` overrides (one resolver for augment and compare)."""
+        return resolve_ensemble_config(self.preset, self.ensemble, source="--classifier-set")
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for a bad value (everything checkable without data)."""

@@ -33,7 +33,7 @@ from lagaug.core.compare.draws import carve_validation, draw_subset, ids_digest
 from lagaug.core.compare.report import write_results
 from lagaug.core.compare.summary import summarise_cells
 from lagaug.core.data.dataset import DataSplits, ImageSet
-from lagaug.core.ensemble import EnsembleConfig, check_classifier_input, train_ensemble
+from lagaug.core.ensemble import EnsembleConfig, check_classifier_input, steps_per_epoch, train_ensemble
 from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.generators import fit_generator, load_generator, method_config, synthesize
 from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext
@@ -218,6 +218,7 @@ class Compare:
             device=self.device, progress=self.progress,
             transform=self.classic if arm.startswith(CLASSIC) else None,
             checkpoint_dir=folder / "ensemble", label=f"repeat {r}: {arm}",
+            orientation_invariant=self.splits.extra.get("orientation_invariant"),
         )
         result = ensemble.evaluate(self.test)
         cell = {
@@ -225,7 +226,7 @@ class Compare:
             "val_size": len(val), "test_size": len(self.test),
             "train_ids": ids_digest(train.ids), "val_ids": ids_digest(val.ids),
             "epochs": ens_cfg.epochs, "member_seeds": [h["seed"] for h in ensemble.history],
-            "kept_epochs": [kept_epoch(h, ens_cfg.select_best) for h in ensemble.history],
+            "kept_epochs": [h.get("kept_epoch") for h in ensemble.history],
             **{k: result[f"{k}_mean"] for k in METRICS},
             "per_member": result["per_member"],
             "seconds": round(time.perf_counter() - start, 2),
@@ -243,8 +244,8 @@ class Compare:
             return cfg
         grows = any(a not in (REAL, CLASSIC) for a in self.arms)
         largest = len(train) + (int(round(self.cfg.synthetic_per_image * len(train))) if grows else 0)
-        steps = math.ceil(largest / cfg.batch_size) * cfg.epochs
-        return dataclasses.replace(cfg, epochs=math.ceil(steps / math.ceil(len(data) / cfg.batch_size)))
+        steps = steps_per_epoch(largest, cfg) * cfg.epochs
+        return dataclasses.replace(cfg, epochs=math.ceil(steps / steps_per_epoch(len(data), cfg)))
 
     # -- paths ---------------------------------------------------------------------------------
     def repeat_dir(self, r: int) -> Path:
@@ -302,15 +303,6 @@ class Compare:
         cells = self.all_cells()
         atomic_write_lines(self.run.root / "cells.jsonl", (json.dumps(c) for c in cells))
         return cells
-
-
-def kept_epoch(history: dict, select_best: bool) -> int | None:
-    """The epoch whose weights a member kept (its best validation epoch, or its last)."""
-    records = history.get("history") or []
-    with_val = [h for h in records if "val_loss" in h]
-    if not with_val or not select_best:
-        return len(records) or None
-    return min(with_val, key=lambda h: h["val_loss"])["epoch"]
 
 
 def run_compare(config: CompareConfig, progress: Progress | None = None, resume: bool = False,
