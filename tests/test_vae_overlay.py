@@ -156,6 +156,13 @@ def test_farthest_partners_are_the_farthest_real_images_of_the_class(fitted):
     assert out.weight.tolist() == [[1.0, 1.0]] * 5
 
 
+def test_a_hard_image_repeated_in_the_batch_shares_one_group_vae_and_takes_new_partners(fitted):
+    pool = image_set(TRAIN_DISCS, TRAIN_BARS)
+    latents, out = stage(fitted, pool, [0, 6, 0], copies=20, epochs=1)  # as compare asks: rows repeat
+    assert len(latents.info["group_vaes"]) == 2  # one per distinct hard image
+    assert out.source[:, 0].tolist() == [0, 6, 0] and int(out.source[0, 1]) != int(out.source[2, 1])
+
+
 def test_choose_partners_farthest_and_random():
     cand = torch.tensor([[1.0, 0.0], [5.0, 0.0], [0.0, 4.0], [-3.0, 0.0]])
     hard = torch.zeros(2)

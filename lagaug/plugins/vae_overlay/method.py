@@ -168,47 +168,61 @@ class VAEOverlayMethod(GeneratorMethod):
                        source=ctx.batch_rows(len(images)), soft=soft.float().cpu())
 
     def resample(self, latents: Latents, ctx: StageContext) -> Latents:
-        """``ctx.variants`` overlays per row (see the module docstring)."""
+        """``ctx.variants`` overlays per row (see the module docstring).
+
+        A hard image that fills several batch rows (``compare`` asks for several images per
+        source that way) gets one plan: its rows share one group VAE and take distinct partners
+        in turn, as variants would.
+        """
         cfg = self.stage_config(ctx)
         variants = int(ctx.variants)
         if variants < 1:
             raise ConfigError(f"vae-overlay: variants must be at least 1, got {variants}")
         pool = _Pool(latents, ctx)
         classes = self._classes(latents.soft, len(latents))
+        hard = latents.source[:, 0].tolist()
         ranked: dict[int, tuple[torch.Tensor, ...]] = {}  # class -> candidate rows, their mu, logvar; class norms
-        plans = []  # (batch row, class, partner pool rows (variants, S-1))
-        for i in range(len(latents)):
-            c, hard_row = int(classes[i]), int(latents.source[i, 0])
+        plans: dict[int, tuple] = {}  # hard row -> (first batch row, class, partner pool rows (T, S-1))
+        for i, h in enumerate(hard):
+            if h in plans:
+                continue
+            c = int(classes[i])
             if c not in ranked:
                 ranked[c] = self._rank_space(pool, c, cfg.partner_classes, ctx.device)
             rows, mu, _, _ = ranked[c]
-            keep = rows != hard_row
-            cand = partner_rows(rows, hard_row, cfg.sources - 1, cfg.partner_classes, self.class_names[c])
-            pick = choose_partners(latents.codes["mu"][i], mu[keep], cfg.sources - 1, variants, cfg.partner,
-                                   ctx.generator)
-            plans.append((i, c, cand[pick]))
-        if cfg.mode == "faithful":
-            return self._faithful(latents, plans, pool, cfg, ctx)
-        return self._shared(latents, plans, ranked, pool, cfg, ctx)
+            cand = partner_rows(rows, h, cfg.sources - 1, cfg.partner_classes, self.class_names[c])
+            pick = choose_partners(latents.codes["mu"][i], mu[rows != h], cfg.sources - 1,
+                                   hard.count(h) * variants, cfg.partner, ctx.generator)
+            plans[h] = (i, c, cand[pick])
+        made, groups = self._faithful(latents, plans, pool, cfg, ctx) if cfg.mode == "faithful" else \
+            self._shared(latents, plans, ranked, cfg, ctx)
+        out, used = [], {h: 0 for h in plans}
+        for i, h in enumerate(hard):  # batch order, variants consecutive
+            out += [{**row, "row": i} for row in made[h][used[h] : used[h] + variants]]
+            used[h] += variants
+        return self._collect(latents, out, pool, groups)
 
-    def _shared(self, latents, plans, ranked, pool, cfg, ctx) -> Latents:
-        out = []
-        for i, c, partners in plans:
+    def _shared(self, latents, plans, ranked, cfg, ctx) -> tuple[dict, list]:
+        """Every plan's overlays in the class VAE's latent space."""
+        made = {}
+        for h, (i, c, partners) in plans.items():
             rows, mu, logvar, train_norms = ranked[c]
             where = {int(r): k for k, r in enumerate(rows)}
-            idx = [[where[int(r)] for r in p] for p in partners]
-            src_mu = [torch.cat([latents.codes["mu"][i][None], mu[k]]) for k in idx]
-            src_lv = [torch.cat([latents.codes["logvar"][i][None], logvar[k]]) for k in idx]
-            out += [self._overlay(i, partners[v], src_mu[v], src_lv[v], train_norms, -1, c, cfg, ctx)
-                    for v in range(len(partners))]
-        return self._collect(latents, out, pool, [])
+            made[h] = []
+            for p in partners:
+                k = [where[int(r)] for r in p]
+                src_mu = torch.cat([latents.codes["mu"][i][None], mu[k]])
+                src_lv = torch.cat([latents.codes["logvar"][i][None], logvar[k]])
+                made[h].append(self._overlay(p, src_mu, src_lv, train_norms, -1, c, cfg, ctx))
+        return made, []
 
-    def _faithful(self, latents, plans, pool, cfg, ctx) -> Latents:
+    def _faithful(self, latents, plans, pool, cfg, ctx) -> tuple[dict, list]:
+        """Every plan's overlays through its own group VAE, trained here on copies of the group."""
         steps = cfg.group_steps()
         seeds = torch.randint(0, 2**62, (len(plans),), generator=ctx.generator).tolist()
-        groups, out = [], []
+        groups, made = [], {}
         with ctx.progress.task(f"vae-overlay: {len(plans)} group VAEs", total=len(plans) * steps) as task:
-            for (i, c, partners), seed in zip(plans, seeds):
+            for (h, (i, c, partners)), seed in zip(plans.items(), seeds):
                 members = torch.unique(partners.flatten())  # one VAE for the hard image and all its partners
                 x = torch.cat([latents.codes["image"][i][None], pool.images(members)]).to(ctx.device)
                 g = torch.Generator().manual_seed(seed)
@@ -220,11 +234,12 @@ class VAEOverlayMethod(GeneratorMethod):
                 with torch.no_grad():
                     mu, logvar = (t.float().cpu() for t in vae.encode(x))
                 where = {int(r): k + 1 for k, r in enumerate(members)}
+                made[h] = []
                 for p in partners:
                     k = [0] + [where[int(r)] for r in p]
-                    out.append(self._overlay(i, p, mu[k], logvar[k], mu.norm(dim=1), len(groups), c, cfg, ctx))
+                    made[h].append(self._overlay(p, mu[k], logvar[k], mu.norm(dim=1), len(groups), c, cfg, ctx))
                 groups.append(vae.cpu())
-        return self._collect(latents, out, pool, groups)
+        return made, groups
 
     def _rank_space(self, pool: _Pool, c: int, rule: str, device) -> tuple[torch.Tensor, ...]:
         """Candidate rows for class ``c`` under ``rule``, their latents under class ``c``'s VAE, and
@@ -237,13 +252,13 @@ class VAEOverlayMethod(GeneratorMethod):
         own_mu, _ = self._encode_with(torch.full((len(own),), c), pool.images(own), device)
         return rows, mu, logvar, own_mu.norm(dim=1)
 
-    def _overlay(self, i, partners, mu, logvar, train_norms, group, c, cfg, ctx) -> dict:
+    def _overlay(self, partners, mu, logvar, train_norms, group, c, cfg, ctx) -> dict:
         """One overlay row: combine the sources' latents ``mu`` ``(S, d)`` (noised by ``posterior_scale``)."""
         z_src = reparameterize(mu, logvar, ctx.generator, cfg.posterior_scale) if cfg.posterior_scale else mu
         z, coef = combine(z_src, cfg.combine)
         norm = float(z.norm())
         return {
-            "row": i, "partners": partners, "z": z, "coef": coef, "group": group, "class": c, "z_src": z_src.float(),
+            "partners": partners, "z": z, "coef": coef, "group": group, "class": c, "z_src": z_src.float(),
             "sum_norm": norm, "train_norm_ratio": norm / max(float(train_norms.max()), 1e-12) if len(train_norms) else float("nan"),
             "train_norm_rank": norm_rank(norm, train_norms),
             "source_separation": float(torch.pdist(z_src.double()).min()),
