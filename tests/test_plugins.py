@@ -106,7 +106,8 @@ def run_cli(args, pm=None):
     from lagaug.cli.main import make_cli
 
     pm = pm or make_plugin_manager()
-    return CliRunner().invoke(make_cli(pm), args, obj=pm)
+    # a wide terminal: rich wraps table cells to the width, and a wrapped cell splits the text looked for
+    return CliRunner().invoke(make_cli(pm), args, obj=pm, env={"COLUMNS": "200"})
 
 
 def test_list_plugins_json(example_plugin):
