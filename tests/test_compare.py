@@ -412,3 +412,21 @@ def test_cli_compare_runs_and_prints_the_table(fake_method, tiny_npz, tmp_path):
     assert "fake vs duplicate: macro-F1" in result.output and "Holm-corrected" in result.output
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [r["arm"] for r in rows] == ["real", "fake", "duplicate"]
+
+
+def test_a_saved_generator_serves_every_repeat_without_fitting(tmp_path, pm, monkeypatch):
+    from lagaug.core.generators import fit_generator
+
+    splits = DataSplits(image_set(60, "train", 0), image_set(0, "val", 1), image_set(30, "test", 2))
+    gen = fit_generator("fake", splits, out=tmp_path / "gen", plugins=pm)
+    fits = []
+    monkeypatch.setattr(FakeMethod, "fit", lambda self, *a, **k: fits.append(1) or {})
+    result = run_compare(config(tmp_path, arms=["real", "method"], generator=str(tmp_path / "gen")), splits=splits,
+                         plugins=pm)
+    assert fits == [] and len(result.cells) == 4
+    assert not (result.run_dir / "repeats" / "r000" / "generator").exists()
+    assert gen.name == "fake"
+    with pytest.raises(ConfigError, match="was started with other generator"):
+        (tmp_path / "gen" / "generator.json").write_text((tmp_path / "gen" / "generator.json").read_text() + " ")
+        run_compare(config(tmp_path, arms=["real", "method"], generator=str(tmp_path / "gen")), splits=splits,
+                    plugins=pm, resume=True)

@@ -79,6 +79,8 @@ def results_table(result) -> None:
               help="epochs: every arm trains --epochs passes over its own set; steps: every arm gets the "
                    "optimisation steps of --epochs passes over the largest arm.")
 @set_option
+@click.option("--generator", default=None, metavar="DIR",
+              help="A generator saved by `lagaug fit`, used by every repeat instead of fitting one per repeat.")
 @click.option("--generator-val/--no-generator-val", default=True, show_default=True,
               help="Let the generator early-stop on the validation images, or fit it for its full length.")
 @click.option("--alpha", default=0.05, show_default=True, type=float, help="Significance level.")
@@ -94,7 +96,7 @@ def results_table(result) -> None:
 def compare(plugins, method, arms, repeats, train_size, proportional, val_fraction, test_size, synthetic_per_image,
             classic_overrides, data, unlabeled, image_size, seed, split_seed, device, bad_images, quiet, preset, epochs,
             classifier, classifier_aug, classifier_overrides, threads, members, batch_size, lr, budget, overrides,
-            generator_val, alpha, test_name, keep_checkpoints, out, resume, report) -> None:
+            generator, generator_val, alpha, test_name, keep_checkpoints, out, resume, report) -> None:
     """Train classifiers side by side on real, classic, synthetic (METHOD), classic+METHOD and
     duplicate training sets; report macro-F1 / accuracy / AUC with 95% intervals over repeats and
     paired significance tests."""
@@ -120,7 +122,7 @@ def compare(plugins, method, arms, repeats, train_size, proportional, val_fracti
         data=data, unlabeled=unlabeled, image_size=image_size, repeats=repeats, train_size=train_size,
         balanced=not proportional, val_fraction=val_fraction, test_size=test_size,
         synthetic_per_image=synthetic_per_image, classic=parse_overrides(classic_overrides), preset=preset,
-        ensemble=ensemble, budget=budget, set=parse_overrides(overrides), generator_val=generator_val, alpha=alpha, test=test_name, seed=seed, split_seed=split_seed,
+        ensemble=ensemble, budget=budget, set=parse_overrides(overrides), generator=generator, generator_val=generator_val, alpha=alpha, test=test_name, seed=seed, split_seed=split_seed,
         device=device, out=out, bad_images=bad_images, keep_checkpoints=keep_checkpoints,
         threads=use_threads(threads),
     )

@@ -38,6 +38,8 @@ class CompareConfig:
         with extra images also get more optimisation steps; the duplicate arm controls for that);
         ``steps`` — every arm gets the optimisation steps of ``epochs`` passes over the largest arm.
     :ivar set: method config overrides (``--set``), also passed to its stages as typed options.
+    :ivar generator: a generator saved by ``lagaug fit`` (e.g. trained once on a large unlabelled
+        source set, as DAPPER does) used by every repeat instead of fitting one per repeat.
     :ivar generator_val: let the generator see the validation images (for its own early stopping
         and checkpoint choice); ``False`` fits it on the training images alone, for its full length.
     :ivar alpha: significance level; "significant" means Holm-corrected p < alpha.
@@ -64,6 +66,7 @@ class CompareConfig:
     ensemble: dict[str, Any] = field(default_factory=dict)
     budget: str = "epochs"
     set: dict[str, Any] = field(default_factory=dict)
+    generator: str | None = None
     generator_val: bool = True
     alpha: float = 0.05
     test: str = "wilcoxon"

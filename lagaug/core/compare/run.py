@@ -78,7 +78,7 @@ class Compare:
     def prepare(self) -> None:
         """Check everything that can be checked, then create (or reopen) the run directory."""
         import lagaug.core.cnn  # noqa: F401  (registers garay_cnn / garay_cnn_small in timm)
-        from lagaug.core.data.identity import pool_fingerprint, splits_fingerprint
+        from lagaug.core.data.identity import generator_fingerprint, pool_fingerprint, splits_fingerprint
         from lagaug.core.store import check_output_dir
 
         cfg = self.cfg
@@ -100,7 +100,14 @@ class Compare:
         if self.needs_method or DUPLICATE in self.arms:
             method_cls.check_image_shape((pool.channels, *pool.image_size))
         check_classifier_input(self.ens_cfg.classifier, pool.channels, pool.image_size, pool.num_classes)
-        identity = {"data": splits_fingerprint(self.splits), "unlabeled": pool_fingerprint(self.splits.unlabeled)}
+        self.loaded = None
+        if cfg.generator and self.needs_method:
+            from lagaug.core.loop import check_generator_dir
+
+            check_generator_dir(cfg.generator, cfg.method, pool)
+            self.loaded = load_generator(cfg.generator, expect_method=cfg.method, plugins=self.pm)
+        identity = {"data": splits_fingerprint(self.splits), "unlabeled": pool_fingerprint(self.splits.unlabeled),
+                    "generator": generator_fingerprint(cfg.generator)}
         self.run.start(dataclasses.asdict(cfg), self.resume, identity)
         self.run.write_data_summary(self.splits.summary())
         self.progress.log(self.splits.counts_line())
@@ -148,6 +155,8 @@ class Compare:
         return torch.cat(rounds)[:n].sort().values
 
     def generator(self, r: int, train: ImageSet, val: ImageSet) -> GeneratorMethod:
+        if self.loaded is not None:
+            return self.loaded
         folder = self.repeat_dir(r) / "generator"
         if (folder / GENERATOR_JSON).exists():
             return load_generator(folder, expect_method=self.cfg.method, plugins=self.pm)
