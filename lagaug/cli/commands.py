@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from lagaug.cli.main import (
-    classifier_options, common_run_options, friendly_errors, pass_plugins, preset_help, set_option, use_threads,
+    classifier_options, common_run_options, friendly_errors, pass_plugins, preset_help, set_option, threads_option,
+    use_threads,
 )
 from lagaug.cli.report import report_option, write_after_run
 
@@ -80,7 +81,7 @@ def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, imag
 @click.option("--out", required=True, metavar="DIR", help="Where to save the generator (JSON + safetensors).")
 @pass_plugins
 @friendly_errors
-def fit(plugins, method, data, unlabeled, image_size, seed, split_seed, device, bad_images, quiet, overrides,
+def fit(plugins, method, data, unlabeled, image_size, seed, split_seed, device, bad_images, quiet, threads, overrides,
         out) -> None:
     """Train a generator alone and save it."""
     from lagaug.cli import render
@@ -98,6 +99,7 @@ def fit(plugins, method, data, unlabeled, image_size, seed, split_seed, device, 
         raise ConfigError(f"--out {out}: a generator is already saved there; choose another --out")
     progress = Progress(quiet=quiet, console=render.console(stderr=True))
     plugins.get_method(method)  # an unknown method fails before the data is read
+    use_threads(threads)
     splits = load_data(data, image_size=image_size, seed=split_seed, unlabeled=unlabeled,
                        bad_images=bad_images, progress=progress)
     gen = fit_generator(method, splits, overrides=parse_overrides(overrides), seed=seed, device=device,
@@ -116,12 +118,14 @@ def fit(plugins, method, data, unlabeled, image_size, seed, split_seed, device, 
 @set_option
 @click.option("--out", required=True, metavar="DIR", help="Folder for the PNGs and manifest.jsonl.")
 @click.option("--quiet", is_flag=True)
+@threads_option
 @pass_plugins
 @friendly_errors
-def sample(plugins, generator_dir, images, label, variants, seed, device, overrides, out, quiet) -> None:
+def sample(plugins, generator_dir, images, label, variants, seed, device, overrides, out, quiet, threads) -> None:
     """encode -> resample -> decode IMAGES with a saved generator; write PNGs."""
     from lagaug.cli.sampling import run_sample
 
+    use_threads(threads)
     n = run_sample(plugins, generator_dir, images, label, variants, seed, device, overrides, out, quiet)
     click.echo(f"wrote {n} images to {out}")
 

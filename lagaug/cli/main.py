@@ -72,6 +72,7 @@ def common_run_options(func):
         click.option("--bad-images", type=click.Choice(["warn", "error"]), default="warn", show_default=True,
                      help="Unreadable image files: skip with a warning, or stop."),
         click.option("--quiet", is_flag=True, help="No progress bars (for scripts)."),
+        threads_option,
     ]
     for option in reversed(options):
         func = option(func)
@@ -105,13 +106,16 @@ def classifier_options(func):
         click.option("--classifier-set", "classifier_overrides", multiple=True, metavar="KEY=VALUE",
                      help="Other classifier settings, e.g. balance=sampler select=auc lr=0.001 (unknown keys "
                           "list the valid ones)."),
-        click.option("--threads", default=None, type=int,
-                     help="torch threads [the cores this process may use]; results are bit-identical only "
-                          "for the same count."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def threads_option(func):
+    return click.option("--threads", default=None, type=int,
+                        help="torch threads [the cores this process may use]; results are bit-identical only "
+                             "for the same count.")(func)
 
 
 def use_threads(threads: int | None) -> int:
