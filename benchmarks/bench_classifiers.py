@@ -1,4 +1,4 @@
-"""Does lagaug's classifier ensemble learn small, imbalanced real sets? (issue 7)
+"""Does lagaug's classifier ensemble learn small, imbalanced real sets?
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_classifiers.py                # everything
     python benchmarks/bench_classifiers.py --only embedded neu_imb --members 3         # a few rows
