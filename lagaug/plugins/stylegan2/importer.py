@@ -21,18 +21,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
+from lagaug.core.foreign import ALLOWED_GLOBALS, count_indexed, load_checkpoint_file
 from lagaug.core.errors import CheckpointError
 from lagaug.plugins.stylegan2.method import StyleGAN2Config, StyleGAN2Method
 from lagaug.plugins.stylegan2.networks import resolutions
 
-ALLOWED_GLOBALS = [argparse.Namespace]
 REFERENCE_LR_MLP = 0.01
 _NVIDIA_MODULES = ("dnnlib", "torch_utils", "training.networks", "legacy")
 
@@ -44,34 +42,17 @@ def _refuse_nvidia(path: Path, why: str) -> CheckpointError:
         "convert_weight.py and import the .pt it writes")
 
 
+def _nvidia(path: Path, name: str) -> CheckpointError | None:
+    return _refuse_nvidia(path, f"it is an NVIDIA pickle (it holds {name!r})") if name.startswith(_NVIDIA_MODULES) else None
+
+
 def load_reference_file(path: str | os.PathLike) -> Any:
-    """``torch.load`` a reference file safely: CPU, ``weights_only``, Namespace allowed."""
+    """``torch.load`` a reference file safely: CPU, ``weights_only``, Namespace allowed; NVIDIA's
+    ``.pkl`` files are refused by name and by content."""
     path = Path(path)
     if path.suffix.lower() == ".pkl":
         raise _refuse_nvidia(path, "a .pkl file")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        with torch.serialization.safe_globals(ALLOWED_GLOBALS):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL (\S+)", str(exc))
-        if found:
-            name = found.group(1)
-            if name.startswith(_NVIDIA_MODULES):
-                raise _refuse_nvidia(path, f"it is an NVIDIA pickle (it holds {name!r})") from None
-            raise CheckpointError(
-                f"{path}: refused to load: it holds a pickled object {name!r}; only tensors, plain "
-                "containers and argparse.Namespace are allowed in a rosinality checkpoint") from None
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({_last_line(str(exc))})") from None
-    except Exception as exc:  # zip / IO errors of several types
-        raise CheckpointError(f"{path}: not a readable torch checkpoint "
-                              f"({type(exc).__name__}: {_last_line(str(exc))})") from None
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return (lines or ["unknown error"])[-1][:200]
+    return load_checkpoint_file(path, allowed=ALLOWED_GLOBALS, what="a rosinality checkpoint", refuse=_nvidia)
 
 
 def _tensors(obj: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
@@ -121,16 +102,11 @@ def _need(state: Mapping[str, torch.Tensor], key: str, path: Path) -> torch.Tens
     return state[key]
 
 
-def _count(state: Mapping[str, Any], pattern: str) -> int:
-    rx = re.compile(pattern)
-    return len({m.group(1) for k in state if (m := rx.match(k))})
-
-
 def infer_generator(state: Mapping[str, torch.Tensor], path: Path) -> dict[str, Any]:
     """Size, style dimension, mapping depth, image channels, channels per resolution and (for 64 px
     and up) the channel multiplier, from the shapes of a ``g_ema`` state dict."""
     style = _need(state, "style.1.weight", path)
-    n_rgbs = _count(state, r"to_rgbs\.(\d+)\.conv\.weight$")
+    n_rgbs = count_indexed(state, r"to_rgbs\.(\d+)\.conv\.weight$")
     size = 2 ** (n_rgbs + 2)
     if n_rgbs < 1:
         raise CheckpointError(f"{path}: g_ema has no 'to_rgbs.N' layers; lagaug needs a generator of "
@@ -147,7 +123,7 @@ def infer_generator(state: Mapping[str, torch.Tensor], path: Path) -> dict[str, 
     return {
         "size": size,
         "style_dim": int(style.shape[1]),
-        "n_mlp": _count(state, r"style\.(\d+)\.weight$"),
+        "n_mlp": count_indexed(state, r"style\.(\d+)\.weight$"),
         "img_channels": int(_need(state, "to_rgb1.conv.weight", path).shape[1]),
         "channels": channels,
         "channel_multiplier": multiplier,

@@ -18,49 +18,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
-import re
-import warnings
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
+from lagaug.core.foreign import ALLOWED_GLOBALS, count_indexed, load_checkpoint_file
 from lagaug.core.errors import CheckpointError, ConfigError
 from lagaug.plugins.vqvae2.method import VQVAE2Config, VQVAE2Method
 from lagaug.plugins.vqvae2.pixelsnail import CausalConv2d
 
-ALLOWED_GLOBALS = [argparse.Namespace]
 
 
 def load_reference_file(path: str | os.PathLike) -> Any:
     """``torch.load`` a reference file safely (CPU, ``weights_only``, Namespace allowed)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        with torch.serialization.safe_globals(ALLOWED_GLOBALS), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's own multi-line advice would precede our one line
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if not zipfile.is_zipfile(path):  # not a torch file at all: its pickle is simply broken
-            raise CheckpointError(f"{path}: not a readable torch checkpoint ({_last_line(str(exc))})") from None
-        # a well-formed torch file whose unpickling weights_only refused: it names code to run
-        found = re.search(r"GLOBAL (\S+)", str(exc))
-        what = f" ({found.group(1)})" if found else ""
-        raise CheckpointError(
-            f"{path}: refused to load: it holds Python objects{what} whose code lagaug will not run; "
-            "a reference checkpoint may hold only tensors, plain containers and argparse.Namespace") from None
-    except Exception as exc:  # zip / IO errors of several types
-        raise CheckpointError(f"{path}: not a readable torch checkpoint "
-                              f"({type(exc).__name__}: {_last_line(str(exc))})") from None
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    informative = [ln for ln in lines if "error" in ln.lower() or "unsupported" in ln.lower()]
-    return (informative or lines or ["unknown error"])[-1][:200]
+    return load_checkpoint_file(path, allowed=ALLOWED_GLOBALS)
 
 
 def _state_dict(obj: Any, path: Path, kind: str) -> tuple[dict[str, torch.Tensor], Any]:
@@ -103,15 +75,9 @@ def _need(state: Mapping[str, torch.Tensor], key: str, path: Path) -> torch.Tens
     return state[key]
 
 
-def _count(state: Mapping[str, Any], pattern: str) -> int:
-    """How many distinct N match ``pattern`` (a regex with one ``(\\d+)`` group) at a key start."""
-    rx = re.compile(pattern)
-    return len({m.group(1) for k in state if (m := rx.match(k))})
-
-
 def infer_vqvae(state: Mapping[str, torch.Tensor], path: Path) -> dict[str, int]:
     """VQ-VAE-2 sizes from tensor shapes."""
-    n_res = _count(state, r"enc_b\.blocks\.(\d+)\.conv\.1\.weight$")
+    n_res = count_indexed(state, r"enc_b\.blocks\.(\d+)\.conv\.1\.weight$")
     embed_t = _need(state, "quantize_t.embed", path)
     embed_b = _need(state, "quantize_b.embed", path)
     if embed_t.dim() != 2 or embed_b.shape != embed_t.shape:
@@ -140,19 +106,19 @@ def infer_prior(state: Mapping[str, torch.Tensor], args: Any, path: Path) -> dic
         "n_class": int(stem.shape[1]),
         "channel": int(stem.shape[0]),
         "kernel_size": int(conv1.shape[-1]),
-        "n_block": _count(state, r"blocks\.(\d+)\."),
-        "n_res_block": _count(state, r"blocks\.0\.resblocks\.(\d+)\.conv1\."),
+        "n_block": count_indexed(state, r"blocks\.(\d+)\."),
+        "n_res_block": count_indexed(state, r"blocks\.0\.resblocks\.(\d+)\.conv1\."),
         "res_channel": int(conv1.shape[0]),
         "attention": "blocks.0.causal_attention.query.weight_v" in state,
         "dropout": float(getattr(args, "dropout", 0.1)),
         "n_cond_res_block": 0,
         "cond_res_channel": 0,
         "cond_res_kernel": 3,
-        "n_out_res_block": _count(state, r"out\.(\d+)\.conv1\."),
+        "n_out_res_block": count_indexed(state, r"out\.(\d+)\.conv1\."),
     }
     if "cond_resnet.blocks.0.conv.weight_v" in state:
         first = state["cond_resnet.blocks.0.conv.weight_v"]
-        out.update(n_cond_res_block=_count(state, r"cond_resnet\.blocks\.(\d+)\.conv1\."),
+        out.update(n_cond_res_block=count_indexed(state, r"cond_resnet\.blocks\.(\d+)\.conv1\."),
                    cond_res_channel=int(first.shape[0]), cond_res_kernel=int(first.shape[-1]))
     if out["kernel_size"] % 2 == 0:
         raise CheckpointError(f"{path}: key 'blocks.0.resblocks.0.conv1.conv.conv.weight_v' has an "
