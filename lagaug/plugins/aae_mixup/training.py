@@ -10,8 +10,8 @@ Every batch takes three steps (Makhzani et al. 2016, Sec. 2):
 3. **encoder (generator)** — the non-saturating loss ``-log D(E(x))``: the encoder moves its codes
    to where the discriminator sees the prior.
 
-Under the uniform prior steps 1 and 3 add the saturation guard of :meth:`AAE.saturation`, which
-keeps the encoder's pre-``tanh`` outputs from running off to where ``tanh`` has no gradient.
+Under the uniform prior steps 1 and 3 add :meth:`AAE.outside`, which pulls codes that left the
+box back in (the clamp to the box passes them no gradient).
 
 Randomness (batch order, prior samples) comes from the ``torch.Generator`` passed in; the device
 from the caller.
@@ -49,7 +49,7 @@ class AAETrainer:
         u = model.pre_code(x)
         rec = F.mse_loss(model.decode(model.bound(u)), x)
         self.opt_ae.zero_grad(set_to_none=True)
-        (rec + model.saturation(u)).backward()
+        (rec + model.outside(u)).backward()
         self.opt_ae.step()
 
         with torch.no_grad():
@@ -70,7 +70,7 @@ class AAETrainer:
         u = model.pre_code(x)
         loss_g = F.softplus(-disc(model.bound(u))).mean()  # non-saturating: -log D(E(x))
         self.opt_g.zero_grad(set_to_none=True)
-        (loss_g + model.saturation(u)).backward()
+        (loss_g + model.outside(u)).backward()
         self.opt_g.step()
         return {"recon": float(rec.detach()), "disc": float(loss_d.detach()), "gen": float(loss_g.detach()),
                 "gp": float(penalty.detach())}
