@@ -34,11 +34,11 @@ _CHUNK = 512  # images per forward pass when measuring
 class AAETrainer:
     """The three optimisers of an AAE and one training step over a batch."""
 
-    def __init__(self, model: AAE, disc: LatentDiscriminator, *, lr: float, adv_lr: float, gp: float,
-                 generator: torch.Generator):
+    def __init__(self, model: AAE, disc: LatentDiscriminator, *, lr: float, adv_lr: float, disc_lr: float,
+                 gp: float, generator: torch.Generator):
         self.model, self.disc, self.gp, self.generator = model, disc, gp, generator
         self.opt_ae = torch.optim.Adam(model.parameters(), lr=lr)
-        self.opt_d = torch.optim.Adam(disc.parameters(), lr=adv_lr, betas=(0.5, 0.9))
+        self.opt_d = torch.optim.Adam(disc.parameters(), lr=disc_lr, betas=(0.5, 0.9))
         self.opt_g = torch.optim.Adam(model.encoder.parameters(), lr=adv_lr, betas=(0.5, 0.9))
 
     def step(self, x: torch.Tensor) -> dict[str, float]:
