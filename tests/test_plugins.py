@@ -120,7 +120,8 @@ def test_list_plugins_json(example_plugin):
     }
 
 
-def test_list_plugins_table_shows_errors(plugin_site):
+def test_list_plugins_table_shows_errors(plugin_site, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # at 80 columns rich wraps the error cell, "boom at" | "import"
     make_distribution(plugin_site, "broken-thing", "1.0", {"broken": "broken_import"},
                       {"broken_import": BROKEN_IMPORT})
     result = run_cli(["list-plugins"])

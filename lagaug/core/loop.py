@@ -272,11 +272,12 @@ class Loop:
 
     def write_grid(self, nxt: int, train: ImageSet, chosen: torch.Tensor, synth: Synthesis,
                    scores: torch.Tensor) -> None:
-        from lagaug.core.report import save_pair_grid
+        from lagaug.core.report import partner_images, save_pair_grid
 
         position = {int(r): i for i, r in enumerate(chosen)}
         index = torch.tensor([position.get(int(r), -1) for r in synth.primary], dtype=torch.long)
-        save_pair_grid(self.run.root / "grids" / f"it{nxt:03d}.png", train.float_images(chosen), synth.images, index)
+        save_pair_grid(self.run.root / "grids" / f"it{nxt:03d}.png", train.float_images(chosen), synth.images, index,
+                       partners=partner_images(train, synth.source))
 
     def stage_context(self, it: int) -> StageContext:
         return StageContext(

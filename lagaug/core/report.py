@@ -42,24 +42,45 @@ def plot_metrics(rows: list[dict], path: str | Path, metrics: tuple[str, ...] = 
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def partner_images(pool, source: torch.Tensor) -> list[torch.Tensor]:
+    """Per synthetic image, the pool images of its secondary sources (``source[:, 1:]``, -1 skipped)."""
+    out = []
+    for row in source:
+        rows = [int(r) for r in row[1:].tolist() if r >= 0]
+        out.append(pool.float_images(rows) if rows else torch.zeros(0, *pool.images.shape[1:]))
+    return out
+
+
 def save_pair_grid(path: str | Path, sources: torch.Tensor, synth: torch.Tensor, source_index: torch.Tensor,
-                   scale: int = 2) -> Path:
-    """One row per source image: the source, then every image made from it."""
+                   scale: int = 2, partners: list[torch.Tensor] | None = None) -> Path:
+    """One row per source image: the source, then every image made from it.
+
+    ``partners[j]`` (``(P, C, H, W)``, possibly empty): the other images synthetic image ``j``
+    was made from (a mix's partner, an overlay's other sources); when any is given, each made
+    image is drawn after its partners, and groups are set apart by a wider gap."""
     from lagaug.core.store import save_png
 
-    rows = []
-    n_cols = 1 + max((int((source_index == i).sum()) for i in range(len(sources))), default=0)
     c, h, w = sources.shape[1:]
     pad = 2
+    with_partners = partners is not None and any(len(p) for p in partners)
+    groups: list[list[list[torch.Tensor]]] = []
     for i in range(len(sources)):
-        made = synth[source_index == i]
-        cells = [sources[i]] + list(made)
-        cells += [torch.zeros(c, h, w)] * (n_cols - len(cells))
-        row = torch.full((c, h, n_cols * (w + pad)), 1.0)
-        for j, cell in enumerate(cells):
-            row[:, :, j * (w + pad) : j * (w + pad) + w] = cell.float().cpu()
+        made = torch.nonzero(source_index == i).flatten().tolist()
+        groups.append([[sources[i]]] + [[*(partners[j] if with_partners else []), synth[j]] for j in made])
+    gap = 4 * pad if with_partners else pad
+    width = max((sum(len(g) * (w + pad) for g in row) + (len(row) - 1) * (gap - pad) for row in groups),
+                default=w + pad)
+    rows = []
+    for row_groups in groups:
+        row = torch.full((c, h, width), 1.0)
+        x = 0
+        for group in row_groups:
+            for cell in group:
+                row[:, :, x : x + w] = cell.float().cpu()
+                x += w + pad
+            x += gap - pad
         rows.append(row)
-        rows.append(torch.ones(c, pad, row.shape[2]))
+        rows.append(torch.ones(c, pad, width))
     grid = torch.cat(rows, dim=1) if rows else torch.zeros(c, h, w)
     if scale > 1:
         grid = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2)

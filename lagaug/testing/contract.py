@@ -52,18 +52,21 @@ class MethodContract:
 
     # -- fixtures ------------------------------------------------------------------------------
     @pytest.fixture(scope="class")
-    def plugins(self):
+    @classmethod
+    def plugins(cls):
         return make_plugin_manager()
 
     @pytest.fixture(scope="class")
-    def data(self):
-        parts = {s: learnable_set(n, 11, s, self.image_size, classes=self.classes)
-                 for s, n in (("train", self.n_train), ("val", 8), ("test", 8))}
+    @classmethod
+    def data(cls):
+        parts = {s: learnable_set(n, 11, s, cls.image_size, classes=cls.classes)
+                 for s, n in (("train", cls.n_train), ("val", 8), ("test", 8))}
         return DataSplits(parts["train"], parts["val"], parts["test"])
 
     @pytest.fixture(scope="class")
-    def fitted(self, plugins, data):
-        return fit_generator(self.method, data, overrides=dict(self.overrides), seed=5, plugins=plugins)
+    @classmethod
+    def fitted(cls, plugins, data):
+        return fit_generator(cls.method, data, overrides=dict(cls.overrides), seed=5, plugins=plugins)
 
     def synthesize(self, plugins, method, data, seed: int = 0, batch=(0, 3, 5)) -> Synthesis:
         """Synthesize from rows ``batch`` of the training set, the whole training set as pool."""

@@ -12,7 +12,8 @@ class TestJitterContract(MethodContract):
     overrides = {"sigma": "0.1"}
 
     @pytest.fixture(scope="class")
-    def plugins(self):  # the contract's own fixture finds installed plugins only
+    @classmethod
+    def plugins(cls):  # the contract's own fixture finds installed plugins only
         from jitter_support import example_plugins
 
         return example_plugins()

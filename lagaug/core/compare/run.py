@@ -194,7 +194,7 @@ class Compare:
 
     def write_preview(self, r: int, train: ImageSet, synth) -> None:
         """``grid.png``: one source image of every class, beside everything made from it."""
-        from lagaug.core.report import save_pair_grid
+        from lagaug.core.report import partner_images, save_pair_grid
 
         rows = synth.primary
         shown = sorted({int(rows[torch.nonzero(train.labels[rows] == c).flatten()[0]])
@@ -202,7 +202,8 @@ class Compare:
         position = {t: i for i, t in enumerate(shown)}
         pick = [j for j in range(len(synth)) if int(rows[j]) in position]
         save_pair_grid(self.repeat_dir(r) / "grid.png", train.float_images(shown), synth.images[pick],
-                       torch.tensor([position[int(rows[j])] for j in pick], dtype=torch.long))
+                       torch.tensor([position[int(rows[j])] for j in pick], dtype=torch.long),
+                       partners=partner_images(train, synth.source[pick]))
 
     # -- arms ----------------------------------------------------------------------------------
     def arm_set(self, arm: str, train: ImageSet, extra: ImageSet | None, dup_sources: list[int]) -> ImageSet:
