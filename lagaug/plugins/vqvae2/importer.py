@@ -268,6 +268,7 @@ def import_reference(
 
     fields: dict[str, Any] = {k: vq[k] for k in ("channel", "n_res_block", "n_res_channel",
                                                  "embed_dim", "n_embed")}
+    fields["border"] = "zero"  # the reference pads with zeros: its weights were trained that way
     if "bottom" in priors:
         fields.update(_prior_config("prior", priors["bottom"][2]))
     if "top" in priors:
