@@ -32,6 +32,11 @@ def list_plugins(plugins, as_json: bool, check: bool) -> None:
 @common_run_options
 @click.option("--classes", multiple=True, metavar="NAME", help="Only augment these classes (repeatable).")
 @click.option("--include-synthetic", is_flag=True, help="Allow synthetic images to be chosen as hard.")
+@click.option("--quality-gate", is_flag=True,
+              help="Drop synthetic images whose intended class does not win under the iteration's ensemble, "
+                   "and near-duplicates of their source (they are still written, marked dropped).")
+@click.option("--gate-distance", default=0.01, show_default=True, type=float,
+              help="Near-duplicate threshold of the gate: mean absolute pixel difference to the source (0..1).")
 @click.option("--ensemble", default=None, type=int, help="Classifiers per ensemble [preset: 3].")
 @click.option("--epochs", default=None, type=int, help="Epochs per classifier [preset: 15].")
 @click.option("--classifier", default=None, help="timm model name [preset: test_resnet].")
@@ -45,7 +50,7 @@ def list_plugins(plugins, as_json: bool, check: bool) -> None:
 @pass_plugins
 @friendly_errors
 def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, image_size, seed, split_seed, device,
-            bad_images, quiet, classes, include_synthetic, ensemble, epochs, classifier, preset, generator, overrides,
+            bad_images, quiet, classes, include_synthetic, quality_gate, gate_distance, ensemble, epochs, classifier, preset, generator, overrides,
             out, resume, report) -> None:
     """Run the iterative hard-sample loop and report the metric per iteration."""
     import time
@@ -65,7 +70,7 @@ def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, imag
         unlabeled=unlabeled, classes=list(classes) or None, include_synthetic=include_synthetic,
         image_size=image_size, seed=seed, split_seed=split_seed, preset=preset, ensemble=ensemble, epochs=epochs,
         classifier=classifier, generator=generator, set=parse_overrides(overrides), device=device,
-        out=out, bad_images=bad_images,
+        out=out, bad_images=bad_images, quality_gate=quality_gate, gate_distance=gate_distance,
     )
     progress = Progress(quiet=quiet, console=render.console(stderr=True))
     result = run_augment(config, progress, resume=resume, plugins=plugins)
