@@ -164,3 +164,35 @@ def test_the_loop_records_label_fidelity_and_the_gate(example_plugin, learn_npz,
     assert q["by_class"] == {"c1": {"made": 6, "passed": 0}} and q["dropped_by_reason"]["near-duplicate of its source"] == 6
     text = quality_lines(on.rows)[0]
     assert text.startswith("round 1: 6 made") and "c1: 0 of 6 passed" in text and "validation images" in text
+
+
+def test_compare_gate_arm_trains_on_what_the_gate_kept(tmp_path):
+    """compare's METHOD+gate arm: the repeat's images judged by a reference classifier trained on
+    the repeat's real images; the gated arm adds only the kept ones and is compared with METHOD."""
+    from test_compare import FakePlugin, image_set
+
+    from lagaug.core.compare import CompareConfig, run_compare
+    from lagaug.core.data import DataSplits
+    from lagaug.core.errors import DataError
+
+    pm = make_plugin_manager(extra_plugins=[("fake", FakePlugin())])
+    splits = DataSplits(image_set(60, "train", 0), image_set(0, "val", 1), image_set(30, "test", 2))
+    ens = dict(classifier="garay_cnn_small", members=1, epochs=3, batch_size=16)
+    result = run_compare(CompareConfig(method="fake", arms=["real", "method", "method+gate", "duplicate"], repeats=1,
+                                       train_size=24, out=str(tmp_path / "run"), ensemble=ens),
+                         splits=splits, plugins=pm)
+    repeat = tmp_path / "run" / "repeats" / "r000"
+    lines = [json.loads(x) for x in (repeat / "synthetic" / "manifest.jsonl").read_text().splitlines()]
+    kept = sum(not x["dropped"] for x in lines)
+    assert all("label_fidelity" in x for x in lines) and (repeat / "reference").is_dir()
+    cells = {c["arm"]: c for c in result.cells}
+    assert cells["fake"]["added"] == len(lines) == cells["fake"]["real"] and cells["fake+gate"]["added"] == kept
+    assert 0 < kept < len(lines), kept  # the negatives of the images: the gate drops some
+    quality = json.loads((repeat / "synthesis.json").read_text())["quality"]
+    assert quality["made"] == len(lines) and quality["kept"] == kept
+    pairs = {(c["arm"], c["baseline"]): c["family"] for c in result.comparisons if c["metric"] == "f1"}
+    assert pairs[("fake+gate", "fake")] == "primary" and ("fake+gate", "duplicate") in pairs
+    # copies are all near-duplicates: the gated arm would add nothing
+    with pytest.raises(DataError, match="the quality gate dropped every synthetic image"):
+        run_compare(CompareConfig(method="copy", arms=["real", "copy+gate"], repeats=1, train_size=24,
+                                  out=str(tmp_path / "copy"), ensemble=ens), splits=splits, plugins=pm)
