@@ -261,6 +261,13 @@ class GeneratorMethod:
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`extra_state` returned."""
 
+    @classmethod
+    def upgrade_config(cls, config: dict[str, Any], saved_version: int) -> dict[str, Any]:
+        """The saved configuration of a generator written by method version ``saved_version``, with
+        the values that version used for options it did not yet have (override when a new option's
+        default differs from what older generators did). Default: unchanged."""
+        return config
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
         out = {}
         for mod_name, module in self.modules().items():
@@ -321,7 +328,8 @@ class GeneratorMethod:
                 f"(v{meta['method_version']}, this lagaug reads up to v{cls.version}); upgrade lagaug"
             )
         try:
-            config = config_from_dict(cls.Config, meta["config"], source=f"{path}: config",
+            saved = cls.upgrade_config(dict(meta["config"]), meta["method_version"])
+            config = config_from_dict(cls.Config, saved, source=f"{path}: config",
                                       label=f"{path}: config key {{key}}")
         except ConfigError as exc:  # worded as an error in the file, not in --set
             message = str(exc).replace("; valid keys", " (a newer lagaug wrote it?); valid keys")

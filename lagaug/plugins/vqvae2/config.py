@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from lagaug.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 #: named option sets for ``--set preset=NAME`` (see the README's ``vqvae2`` row and docs/benchmarks.md)
 PRESETS: dict[str, dict[str, Any]] = {
@@ -28,8 +31,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 class VQVAE2Config:
     """Options of the ``vqvae2`` method (``--set key=value``).
 
-    Defaults are CPU-sized for small images (32x32: an 8x8 bottom map under a 4x4 top map); the
-    named ``PRESETS`` size it for others. The paper's / reference sizes are given in brackets.
+    Defaults are CPU-sized for small images (32x32: a 16x16 bottom map under an 8x8 top map —
+    ``bottom_stride=2``; the reference's 1/4 map lost thin scratches and chips in encode -> decode,
+    see docs/benchmarks.md); the named ``PRESETS`` size it for others. The paper's / reference
+    sizes are given in brackets.
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = PRESETS
@@ -40,8 +45,8 @@ class VQVAE2Config:
     n_res_block: int = 2
     n_res_channel: int = 16
     embed_dim: int = 32
-    n_embed: int = 64  # codebook size of each level (also the priors' number of classes)
-    bottom_stride: int = 4  # the bottom map is 1/4 of the image (the reference), or 1/2 (2); the top half of it
+    n_embed: int = 256  # codebook size of each level (also the priors' number of classes)
+    bottom_stride: int = 2  # the bottom map is 1/2 of the image, the top 1/4 [4: 1/4 and 1/8, the reference]
     decay: float = 0.99  # EMA decay of the codebooks
     codebook_restart: float = 1.0  # move codes used < this often per batch onto fresh vectors (0: off, as the reference)
     bottom_dropout: float = 0.5  # share of training images decoded from top codes alone (0: as the reference)
@@ -68,7 +73,7 @@ class VQVAE2Config:
     prior_lr: float = 2e-3  # [3e-4]
     prior_batch_size: int = 32
     prior_pretrain_epochs: int = 1  # over the pool's codes [paper: 3]
-    prior_epochs: int = 12  # on the training codes, one checkpoint each [paper: 112]
+    prior_epochs: int = 20  # on the training codes, one checkpoint each [paper: 112]
     prior_holdout: float = 0.15  # share of training codes held out when no validation set
     prior_checkpoint: str = "auto"  # auto (lowest held-out NLL) | last | an epoch number
     # optional top prior (attention) for unconditional sampling; trained like the bottom prior
@@ -177,3 +182,37 @@ def parse_box(region: Any) -> tuple[int, int, int, int]:
         raise ConfigError(f"--set region={region!r}: expected a box y0,x0,y1,x1 in bottom-map cells "
                           "(half-open, e.g. 0,0,4,4)")
     return box
+
+
+def region_mask(region: Any, fraction: Any, shape: tuple[int, int, int], generator) -> torch.Tensor:
+    """Boolean ``(N, Hb, Wb)`` map of the bottom cells to resample: the box ``region``
+    (``"y0,x0,y1,x1"``, or from Python a boolean ``(Hb, Wb)`` / ``(N, Hb, Wb)`` mask), else a box of
+    ``fraction`` of the map at a random place per image (drawn from ``generator``; 1 = all)."""
+    import torch
+
+    n, hb, wb = shape
+    if not is_whole_map(region):
+        if isinstance(region, torch.Tensor) and region.dtype == torch.bool:
+            if tuple(region.shape[-2:]) != (hb, wb) or region.dim() not in (2, 3) or (
+                    region.dim() == 3 and region.shape[0] not in (1, n)):
+                raise ConfigError(f"--set region: a mask must be ({hb}, {wb}) or ({n}, {hb}, {wb}) "
+                                  f"(the bottom map), got {tuple(region.shape)}")
+            return region.cpu().expand(n, hb, wb).clone()
+        box = parse_box(region)
+        y0, x0, y1, x1 = box
+        if not (0 <= y0 < y1 <= hb and 0 <= x0 < x1 <= wb):
+            raise ConfigError(f"--set region={','.join(map(str, box))}: outside the {hb}x{wb} bottom map; "
+                              f"give y0,x0,y1,x1 with 0 <= y0 < y1 <= {hb} and 0 <= x0 < x1 <= {wb}")
+        mask = torch.zeros(n, hb, wb, dtype=torch.bool)
+        mask[:, y0:y1, x0:x1] = True
+        return mask
+    f = check_fraction(fraction, "--set resample_fraction")
+    mask = torch.zeros(n, hb, wb, dtype=torch.bool)
+    if f >= 1:
+        return mask.fill_(True)
+    bh, bw = max(1, round(math.sqrt(f) * hb)), max(1, round(math.sqrt(f) * wb))
+    ys = torch.randint(0, hb - bh + 1, (n,), generator=generator).tolist()
+    xs = torch.randint(0, wb - bw + 1, (n,), generator=generator).tolist()
+    for r, (y, x) in enumerate(zip(ys, xs)):
+        mask[r, y : y + bh, x : x + bw] = True
+    return mask

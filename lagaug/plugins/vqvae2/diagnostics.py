@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from lagaug.core.method import StageContext
 from lagaug.plugins.vqvae2.training import to_model_range
 from lagaug.plugins.vqvae2.vqvae import VQVAE2, perplexity
 
@@ -74,3 +75,31 @@ def grid_tensors(sources: torch.Tensor, recon: torch.Tensor, variants: torch.Ten
         made += [recon[i], *variants[i * v : (i + 1) * v]]
         index += [i] * (1 + v)
     return (torch.stack(made) if made else recon), torch.tensor(index, dtype=torch.long)
+
+
+def diagnose(method, images, top, bottom, ctx, dev) -> dict[str, Any]:
+    """After a fit: held-out reconstruction and codebook usage (``top`` / ``bottom``: the training
+    images' codes) into ``method.state["diagnostics"]``, and the reconstruction grid into
+    ``method.figures`` (``save()`` writes it). Sampling draws from ``ctx.generator``."""
+    val = getattr(ctx, "val", None)
+    held, where = (val.float_images(), f"{len(val)} validation images") if val is not None and len(val) \
+        else (images, f"{len(images)} training images (no validation set given)")
+    recon = reconstruct(method.vqvae, held, dev, method.config.sample_batch_size)
+    out: dict[str, Any] = {
+        "reconstruction": {"images": where, **recon_figures(recon, held)},
+        "codebook": {"top": code_usage(top, method.config.n_embed),
+                     "bottom": code_usage(bottom, method.config.n_embed)},
+    }
+    if held is not images:
+        out["reconstruction"]["train"] = recon_figures(
+            reconstruct(method.vqvae, images, dev, method.config.sample_batch_size), images)
+    method.state["diagnostics"] = out
+    n = min(method.config.grid_images, len(held))
+    if n:
+        pick = torch.linspace(0, len(held) - 1, n).round().long().unique()
+        ctx_s = StageContext(generator=ctx.generator, device=dev, variants=3)
+        latents = method.encode(held[pick], torch.zeros(len(pick), max(method.num_classes, 1)), ctx_s)
+        variants = method.decode(method.resample(latents, ctx_s), ctx_s).images
+        made, index = grid_tensors(held[pick], recon[pick], variants)
+        method.figures[GRID_FILE] = (held[pick], made, index)
+    return out

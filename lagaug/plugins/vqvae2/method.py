@@ -38,7 +38,7 @@ from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.method import FitContext, GeneratorMethod, Latents, StageContext, Synthesis
 from lagaug.plugins.vqvae2 import diagnostics as diag
 from lagaug.plugins.vqvae2.config import (  # noqa: F401  (VQVAE2Config, parse_box: public here too)
-    PRESETS, VQVAE2Config, check_fraction, check_temperature, is_whole_map, parse_box,
+    PRESETS, VQVAE2Config, check_temperature, parse_box, region_mask,
 )
 from lagaug.plugins.vqvae2.layers import init_weights_
 from lagaug.plugins.vqvae2.metrics import structure_and_detail
@@ -57,7 +57,7 @@ class VQVAE2Method(GeneratorMethod):
     name: ClassVar[str] = "vqvae2"
     description: ClassVar[str] = ("VQ-VAE-2 + PixelSNAIL: keep an image's structural codes, "
                                   "resample its local codes (Høj & Møgelmoose 2023)")
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: border and bottom_stride options (version 1 = zero border, 1/4 map)
     Config: ClassVar[type] = VQVAE2Config
     min_image_size: ClassVar[int] = 8
 
@@ -125,14 +125,9 @@ class VQVAE2Method(GeneratorMethod):
         return out
 
     @classmethod
-    def load(cls, directory):
-        from lagaug.core.method import read_generator_meta
-
-        method = super().load(directory)
-        if "border" not in read_generator_meta(directory)["config"]:  # saved before the option: zero padding
-            method.config.border = "zero"
-            method.vqvae.set_border("zero")
-        return method
+    def upgrade_config(cls, config: dict[str, Any], saved_version: int) -> dict[str, Any]:
+        """Generators saved before version 2 padded with zeros and had the bottom map at 1/4."""
+        return {"border": "zero", "bottom_stride": 4, **config} if saved_version < 2 else config
 
     def _to(self, device) -> None:
         for module in self.modules().values():
@@ -164,33 +159,8 @@ class VQVAE2Method(GeneratorMethod):
         metrics.update(self._fit_priors(top, bottom, unlabeled, ctx, dev))
         metrics["prior_seconds"] = round(time.perf_counter() - start, 2)
         self._to(dev)
-        metrics["diagnostics"] = self._diagnose(images, top, bottom, ctx, dev)
+        metrics["diagnostics"] = diag.diagnose(self, images, top, bottom, ctx, dev)
         return metrics
-
-    def _diagnose(self, images, top, bottom, ctx: FitContext, dev) -> dict[str, Any]:
-        """Held-out reconstruction, codebook usage, the grid (see diagnostics.py); into the state."""
-        val = getattr(ctx, "val", None)
-        held, where = (val.float_images(), f"{len(val)} validation images") if val is not None and len(val) \
-            else (images, f"{len(images)} training images (no validation set given)")
-        recon = diag.reconstruct(self.vqvae, held, dev, self.config.sample_batch_size)
-        out: dict[str, Any] = {
-            "reconstruction": {"images": where, **diag.recon_figures(recon, held)},
-            "codebook": {"top": diag.code_usage(top, self.config.n_embed),
-                         "bottom": diag.code_usage(bottom, self.config.n_embed)},
-        }
-        if held is not images:
-            out["reconstruction"]["train"] = diag.recon_figures(
-                diag.reconstruct(self.vqvae, images, dev, self.config.sample_batch_size), images)
-        self.state["diagnostics"] = out
-        n = min(self.config.grid_images, len(held))
-        if n:
-            pick = torch.linspace(0, len(held) - 1, n).round().long().unique()
-            ctx_s = StageContext(generator=ctx.generator, device=dev, variants=3)
-            latents = self.encode(held[pick], torch.zeros(len(pick), max(self.num_classes, 1)), ctx_s)
-            variants = self.decode(self.resample(latents, ctx_s), ctx_s).images
-            made, index = diag.grid_tensors(held[pick], recon[pick], variants)
-            self.figures[diag.GRID_FILE] = (held[pick], made, index)
-        return out
 
     def _pool_batches(self, unlabeled, ctx: FitContext, dev):
         """One streamed pass over the pool, as ``[-1, 1]`` batches on ``dev``."""
@@ -317,7 +287,8 @@ class VQVAE2Method(GeneratorMethod):
         self._check_codes(latents)  # before any work
         out = latents.repeat(max(int(ctx.variants), 1))
         top, bottom = out.codes["top"], out.codes["bottom"]
-        mask = self._region(opts, bottom.shape, ctx.generator)
+        mask = region_mask(opts.get("region", self.config.region),
+                           opts.get("resample_fraction", self.config.resample_fraction), bottom.shape, ctx.generator)
         dev = torch.device(ctx.device)
         self._to(dev)
         new = []
@@ -374,37 +345,6 @@ class VQVAE2Method(GeneratorMethod):
         if out[0].shape[0] != out[1].shape[0]:
             raise DataError(f"vqvae2: {out[0].shape[0]} top code maps but {out[1].shape[0]} bottom ones")
         return out[0], out[1]
-
-    def _region(self, opts: dict, shape, generator: torch.Generator) -> torch.Tensor:
-        """Boolean ``(N, Hb, Wb)`` map of the bottom cells to resample (see the module doc)."""
-        n, hb, wb = shape
-        region = opts.get("region", self.config.region)
-        if not is_whole_map(region):
-            if isinstance(region, torch.Tensor) and region.dtype == torch.bool:
-                if tuple(region.shape[-2:]) != (hb, wb) or region.dim() not in (2, 3) or (
-                        region.dim() == 3 and region.shape[0] not in (1, n)):
-                    raise ConfigError(f"--set region: a mask must be ({hb}, {wb}) or ({n}, {hb}, {wb}) "
-                                      f"(the bottom map), got {tuple(region.shape)}")
-                return region.cpu().expand(n, hb, wb).clone()
-            box = parse_box(region)
-            y0, x0, y1, x1 = box
-            if not (0 <= y0 < y1 <= hb and 0 <= x0 < x1 <= wb):
-                raise ConfigError(f"--set region={','.join(map(str, box))}: outside the {hb}x{wb} bottom map; "
-                                  f"give y0,x0,y1,x1 with 0 <= y0 < y1 <= {hb} and 0 <= x0 < x1 <= {wb}")
-            mask = torch.zeros(n, hb, wb, dtype=torch.bool)
-            mask[:, y0:y1, x0:x1] = True
-            return mask
-        f = check_fraction(opts.get("resample_fraction", self.config.resample_fraction),
-                           "--set resample_fraction")
-        mask = torch.zeros(n, hb, wb, dtype=torch.bool)
-        if f >= 1:
-            return mask.fill_(True)
-        bh, bw = max(1, round(math.sqrt(f) * hb)), max(1, round(math.sqrt(f) * wb))
-        ys = torch.randint(0, hb - bh + 1, (n,), generator=generator).tolist()
-        xs = torch.randint(0, wb - bw + 1, (n,), generator=generator).tolist()
-        for r, (y, x) in enumerate(zip(ys, xs)):
-            mask[r, y : y + bh, x : x + bw] = True
-        return mask
 
     # -- extras --------------------------------------------------------------------------------
     @torch.no_grad()
