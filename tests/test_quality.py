@@ -165,6 +165,14 @@ def test_the_loop_records_label_fidelity_and_the_gate(example_plugin, learn_npz,
     text = quality_lines(on.rows)[0]
     assert text.startswith("round 1: 6 made") and "c1: 0 of 6 passed" in text and "validation images" in text
 
+    # killed before round 1 was written: the resumed run scores with iteration 0's saved ensemble
+    first = (out / "synthetic" / "it001" / "manifest.jsonl").read_text()
+    (out / "synthetic" / "it001" / "manifest.jsonl").unlink()
+    (out / "iterations" / "it001" / "metrics.json").unlink()
+    run_augment(AugmentConfig(**base, set={"sigma": "0.001"}, quality_gate=True, out=str(out)),
+                plugins=make_plugin_manager(), resume=True)
+    assert (out / "synthetic" / "it001" / "manifest.jsonl").read_text() == first
+
 
 def test_compare_gate_arm_trains_on_what_the_gate_kept(tmp_path):
     """compare's METHOD+gate arm: the repeat's images judged by a reference classifier trained on

@@ -34,10 +34,10 @@ from lagaug.core.generators import fit_generator, load_generator, method_config,
 from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext, Synthesis, read_generator_meta
 from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
 from lagaug.core.progress import Progress
+from lagaug.core.quality import GateConfig, ensemble_classifier
 from lagaug.core.rundir import RunDir
 from lagaug.core.runtime import derive_seed, resolve_device, stage_generator
 from lagaug.core.stats import paired_difference
-from lagaug.core.quality import GateConfig, ensemble_classifier
 from lagaug.core.synthstore import read_synthetic, write_sources, write_synthetic
 
 
