@@ -150,7 +150,8 @@ def test_arm_sizes_and_duplicate_copies_the_sources(finished):
                   plugins=make_plugin_manager(extra_plugins=[("fake", FakePlugin())]))
     run.prepare()
     train, _ = run.split(0)
-    extra = run.synthetic(0, train, _)
+    extra, kept = run.synthetic(0, train, _)
+    assert kept is None  # no METHOD+gate arm: the gate did not run
     index = {i: k for k, i in enumerate(train.ids)}
     dup = run.arm_set("duplicate", train, extra, [index[s[0]] for s in extra.sources])
     copies = dup.subset(range(len(train), len(dup)))
@@ -371,7 +372,7 @@ def test_garay_cnn_is_table_1_and_works_as_ensemble_classifier():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--arms", "real,gan"], "--arms: unknown arm 'gan'; choose from: real, classic, fake, classic+fake, duplicate"),
+    (["--arms", "real,gan"], "--arms: unknown arm 'gan'; choose from: real, classic, fake, classic+fake, duplicate, fake+gate"),
     (["--repeats", "0"], "--repeats must be at least 1, got 0"),
     (["--synthetic-per-image", "0"], "--synthetic-per-image must be positive, got 0.0"),
     (["--classic-set", "rotation=400"], "classic: rotation must be between 0 and 180 degrees"),

@@ -10,7 +10,7 @@ class TestVAE(MethodContract):
 
 class TestVQVAE2(MethodContract):
     method = "vqvae2"
-    overrides = {"channel": 8, "n_res_block": 1, "n_res_channel": 4, "embed_dim": 4, "n_embed": 16, "epochs": 2,
+    overrides = {"channel": 16, "n_res_block": 1, "n_res_channel": 8, "embed_dim": 4, "n_embed": 16, "epochs": 2,
                  "prior_channel": 8, "prior_res_channel": 8, "prior_n_block": 1, "prior_n_res_block": 1,
                  "prior_n_cond_res_block": 1, "prior_epochs": 2}
 

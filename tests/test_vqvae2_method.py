@@ -67,7 +67,7 @@ def test_resample_keeps_structure_and_changes_detail(fitted):
     method, _, train, _ = fitted
     images = train.float_images(torch.arange(8))
     latents = method.encode(images, train.targets()[:8], ctx())
-    assert latents.codes["top"].shape == (8, 4, 4) and latents.codes["bottom"].shape == (8, 8, 8)
+    assert latents.codes["top"].shape == (8, 8, 8) and latents.codes["bottom"].shape == (8, 16, 16)
     new = method.resample(latents, ctx(1, variants=2))
     assert torch.equal(new.codes["top"], latents.codes["top"].repeat_interleave(2, 0))
     assert torch.equal(new.source, torch.arange(8).repeat_interleave(2)[:, None])
@@ -91,13 +91,13 @@ def test_region_resampling_changes_only_the_region(fitted):
     method, _, train, _ = fitted
     latents = method.encode(train.float_images(torch.arange(4)), train.targets()[:4], ctx())
     new = method.resample(latents, ctx(2, region="2,3,5,7", temperature=1.5))
-    inside = torch.zeros(8, 8, dtype=torch.bool)
+    inside = torch.zeros(16, 16, dtype=torch.bool)
     inside[2:5, 3:7] = True
     changed = new.codes["bottom"] != latents.codes["bottom"]
     assert not changed[:, ~inside].any() and changed[:, inside].any()
     frac = method.resample(latents, ctx(3, resample_fraction=0.25))
     changed = frac.codes["bottom"] != latents.codes["bottom"]
-    assert changed.flatten(1).sum(1).max() <= 16  # a 4x4 box of the 8x8 map at most
+    assert changed.flatten(1).sum(1).max() <= 64  # an 8x8 box of the 16x16 map at most
 
 
 def test_same_seed_same_result_and_save_load(fitted, tmp_path):
@@ -149,8 +149,8 @@ def test_too_small_images(shape, message):
 def test_bad_sampling_input(fitted):
     method, _, train, _ = fitted
     latents = method.encode(train.float_images(torch.arange(2)), train.targets()[:2], ctx())
-    with pytest.raises(ConfigError, match=r"region=6,0,9,4: outside the 8x8 bottom map"):
-        method.resample(latents, ctx(region="6,0,9,4"))
+    with pytest.raises(ConfigError, match=r"region=6,0,17,4: outside the 16x16 bottom map"):
+        method.resample(latents, ctx(region="6,0,17,4"))
     with pytest.raises(ConfigError, match="region='a,b'"):
         method.resample(latents, ctx(region="a,b"))
     for t in (0, -1, "cold"):

@@ -35,6 +35,11 @@ def list_plugins(plugins, as_json: bool, check: bool) -> None:
 @common_run_options
 @click.option("--classes", multiple=True, metavar="NAME", help="Only augment these classes (repeatable).")
 @click.option("--include-synthetic", is_flag=True, help="Allow synthetic images to be chosen as hard.")
+@click.option("--quality-gate", is_flag=True,
+              help="Drop synthetic images whose intended class does not win under the iteration's ensemble, "
+                   "and near-duplicates of their source (they are still written, marked dropped).")
+@click.option("--gate-distance", default=0.01, show_default=True, type=float,
+              help="Near-duplicate threshold of the gate: mean absolute pixel difference to the source (0..1).")
 @click.option("--ensemble", default=None, type=int, help=f"Classifiers per ensemble [{preset_help('members')}].")
 @classifier_options
 @click.option("--generator", default=None, metavar="DIR", help="Use this saved generator instead of fitting one.")
@@ -45,8 +50,8 @@ def list_plugins(plugins, as_json: bool, check: bool) -> None:
 @pass_plugins
 @friendly_errors
 def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, image_size, seed, split_seed, device,
-            bad_images, quiet, classes, include_synthetic, ensemble, preset, epochs, classifier, classifier_aug,
-            classifier_overrides, threads, generator, overrides, out, resume, report) -> None:
+            bad_images, quiet, classes, include_synthetic, quality_gate, gate_distance, ensemble, preset, epochs,
+            classifier, classifier_aug, classifier_overrides, threads, generator, overrides, out, resume, report) -> None:
     """Run the iterative hard-sample loop and report the metric per iteration."""
     import time
 
@@ -66,7 +71,7 @@ def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, imag
         image_size=image_size, seed=seed, split_seed=split_seed, preset=preset, ensemble=ensemble, epochs=epochs,
         classifier=classifier, classifier_aug=classifier_aug, classifier_set=parse_overrides(classifier_overrides),
         threads=use_threads(threads), generator=generator, set=parse_overrides(overrides), device=device,
-        out=out, bad_images=bad_images,
+        out=out, bad_images=bad_images, quality_gate=quality_gate, gate_distance=gate_distance,
     )
     progress = Progress(quiet=quiet, console=render.console(stderr=True))
     result = run_augment(config, progress, resume=resume, plugins=plugins)

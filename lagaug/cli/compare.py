@@ -56,8 +56,8 @@ def results_table(result) -> None:
 @click.command()
 @click.option("--method", required=True, help="Generator method of the METHOD arms (see `lagaug list-plugins`).")
 @click.option("--arms", default=None, metavar="A,B,...",
-              help="Arms to run: real, classic, METHOD, classic+METHOD, duplicate ('method' stands for "
-                   "the method's name) [all five].")
+              help="Arms to run: real, classic, METHOD, classic+METHOD, duplicate, METHOD+gate (the METHOD "
+                   "images the quality gate keeps; 'method' stands for the method's name) [the first five].")
 @click.option("--repeats", default=3, show_default=True, type=int, help="Repeats (own seeds, own subset with --train-size).")
 @click.option("--train-size", default=None, type=int,
               help="Draw this many training images per repeat (class-balanced) [the whole training split].")
@@ -88,6 +88,8 @@ def results_table(result) -> None:
               type=click.Choice(["wilcoxon", "permutation"]),
               help="Paired test over repeats: exact Wilcoxon signed-rank, or sign-flip permutation on the mean.")
 @click.option("--keep-checkpoints", is_flag=True, help="Keep the classifiers of finished cells.")
+@click.option("--gate-distance", default=0.01, show_default=True, type=float,
+              help="METHOD+gate: near-duplicate threshold (mean absolute pixel difference to the source, 0..1).")
 @click.option("--out", default=None, metavar="DIR", help="Run directory [lagaug-runs/compare-METHOD-TIME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out; finished cells are not redone.")
 @report_option
@@ -96,7 +98,7 @@ def results_table(result) -> None:
 def compare(plugins, method, arms, repeats, train_size, proportional, val_fraction, test_size, synthetic_per_image,
             classic_overrides, data, unlabeled, image_size, seed, split_seed, device, bad_images, quiet, preset, epochs,
             classifier, classifier_aug, classifier_overrides, threads, members, batch_size, lr, budget, overrides,
-            generator, generator_val, alpha, test_name, keep_checkpoints, out, resume, report) -> None:
+            generator, generator_val, alpha, test_name, keep_checkpoints, gate_distance, out, resume, report) -> None:
     """Train classifiers side by side on real, classic, synthetic (METHOD), classic+METHOD and
     duplicate training sets; report macro-F1 / accuracy / AUC with 95% intervals over repeats and
     paired significance tests."""
@@ -124,7 +126,7 @@ def compare(plugins, method, arms, repeats, train_size, proportional, val_fracti
         synthetic_per_image=synthetic_per_image, classic=parse_overrides(classic_overrides), preset=preset,
         ensemble=ensemble, budget=budget, set=parse_overrides(overrides), generator=generator, generator_val=generator_val, alpha=alpha, test=test_name, seed=seed, split_seed=split_seed,
         device=device, out=out, bad_images=bad_images, keep_checkpoints=keep_checkpoints,
-        threads=use_threads(threads),
+        threads=use_threads(threads), gate_distance=gate_distance,
     )
     progress = Progress(quiet=quiet, console=render.console(stderr=True))
     result = run_compare(config, progress, resume=resume, plugins=plugins)

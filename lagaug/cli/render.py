@@ -73,5 +73,31 @@ def summary_table(rows: list[dict], run_dir) -> None:
     warning = next((r.get("chance_warning") for r in rows if r.get("chance_warning")), None)
     if warning:
         out.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+    for line in quality_lines(rows):
+        out.print(line)
     out.print(f"metrics: {run_dir}/metrics.csv · plot: {run_dir}/metrics.png · "
               f"images: {run_dir}/synthetic/ · manifest: {run_dir}/manifest.jsonl")
+
+
+def quality_lines(rows: list[dict]) -> list[str]:
+    """One line per round with synthetic images: label fidelity beside the validation images' rate,
+    and what the quality gate dropped and passed (per class, for the classes augmented)."""
+    lines = []
+    for r in rows:
+        q = r.get("synthetic_quality")
+        if not isinstance(q, dict) or not q.get("made"):
+            continue
+        bits = [f"round {r['iteration']}: {q['made']} made"]
+        if "class_wins_mean" in q:
+            val = q.get("val_class_wins_mean")
+            bits.append(f"intended class wins for {100 * q['class_wins_mean']:.0f}% of them"
+                        + (f" (validation images: {100 * val:.0f}%)" if val is not None else "")
+                        + f", mean label fidelity {q['label_fidelity_mean']:.2f}")
+        if q.get("gate"):
+            why = ", ".join(f"{k} {v}" for k, v in sorted(q.get("dropped_by_reason", {}).items()))
+            passed = "; ".join(f"{name}: {c['passed']} of {c['made']} passed"
+                               for name, c in q.get("by_class", {}).items())
+            bits.append(f"quality gate kept {q['kept']}, dropped {q['dropped']}" + (f" ({why})" if why else "")
+                        + (f" — {passed}" if passed else ""))
+        lines.append("; ".join(bits))
+    return lines

@@ -96,8 +96,18 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
 
 
 def apply_overrides(config: C, overrides: Mapping[str, Any], *, source: str = "--set") -> C:
-    """A copy of ``config`` with ``overrides`` applied (unknown keys list the valid ones)."""
-    merged = {**dataclasses.asdict(config), **overrides}
+    """A copy of ``config`` with ``overrides`` applied (unknown keys list the valid ones).
+
+    A config class with a ``PRESETS`` table (name -> values) and a ``preset`` field takes
+    ``preset=NAME`` first: the preset's values, then the other overrides on top of them."""
+    merged = dataclasses.asdict(config)
+    presets = getattr(type(config), "PRESETS", None)
+    name = str(overrides.get("preset", "") or "").strip()
+    if presets is not None and name:
+        if name not in presets:
+            raise ConfigError(f"{source}: preset={name!r} is not a preset; presets: {', '.join(presets)}")
+        merged.update(presets[name])
+    merged.update(overrides)
     return config_from_dict(type(config), merged, source=source)
 
 

@@ -73,11 +73,30 @@ def load_generator(directory: str | Path, *, expect_method: str | None = None,
     return cls.load(directory)
 
 
+REJECTED = "rejected by a lagaug_filter_synthesized plugin"
+
+
+def verdict_reasons(verdict, n: int) -> list[str | None]:
+    """One filter's verdict as a reason per image (``None`` keeps it): a bool mask (``False``
+    drops, for no stated reason) or a sequence of ``str | None`` (a string drops, and says why)."""
+    if isinstance(verdict, (list, tuple)) and all(v is None or isinstance(v, str) for v in verdict):
+        reasons = [v or None for v in verdict]
+    else:
+        keep = torch.as_tensor(verdict, dtype=torch.bool).reshape(-1)
+        reasons = [None if bool(k) else REJECTED for k in keep]
+    if len(reasons) != n:
+        raise ValueError(f"a lagaug_filter_synthesized verdict has {len(reasons)} entries for {n} images")
+    return reasons
+
+
 def synthesize(plugins: LagaugPluginManager, method: GeneratorMethod, images: torch.Tensor,
-               soft: torch.Tensor, ctx: StageContext) -> Synthesis:
+               soft: torch.Tensor, ctx: StageContext, *, keep_dropped: bool = False) -> Synthesis:
     """encode -> resample -> decode -> filter, each through its plugin hook.
 
-    Without ``ctx.pool`` the batch is its own pool (sources are batch rows).
+    Without ``ctx.pool`` the batch is its own pool (sources are batch rows). Images a filter
+    rejects are removed, or, with ``keep_dropped``, kept with ``synthesis.dropped`` and
+    ``synthesis.reasons`` set (every filter's reason, joined with ``"; "``) so the caller can record
+    them; ``synthesis.kept`` is then what joins a training set.
     """
     if ctx.pool is None and ctx.batch_index is None:
         ctx.batch_index = torch.arange(len(images))
@@ -85,11 +104,19 @@ def synthesize(plugins: LagaugPluginManager, method: GeneratorMethod, images: to
     latents = call("lagaug_encode", method=method, images=images, soft=soft, context=ctx)
     latents = call("lagaug_resample", method=method, latents=latents, context=ctx)
     synthesis = call("lagaug_decode", method=method, latents=latents, context=ctx)
-    keep = torch.ones(len(synthesis), dtype=torch.bool)
+    n = len(synthesis)
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    judged = False  # whether any filter gave a verdict: only then are verdicts recorded
     for verdict in plugins.hook.lagaug_filter_synthesized(method=method, synthesis=synthesis, context=ctx):
         if verdict is not None:
-            keep &= torch.as_tensor(verdict, dtype=torch.bool).reshape(-1)
-    return synthesis if bool(keep.all()) else synthesis.subset(keep)
+            judged = True
+            for j, why in enumerate(verdict_reasons(verdict, n)):
+                if why is not None and why not in reasons[j]:
+                    reasons[j].append(why)
+    if judged:
+        synthesis.dropped = torch.tensor([bool(r) for r in reasons], dtype=torch.bool)
+        synthesis.reasons = ["; ".join(r) if r else None for r in reasons]
+    return synthesis if keep_dropped else synthesis.kept
 
 
 def sample_images(generator: GeneratorMethod, images: torch.Tensor, labels: torch.Tensor | None = None,

@@ -132,11 +132,15 @@ def lagaug_filter_synthesized(method, synthesis, context):
     """Veto synthesized images before they join the training set.
 
     :param method: the :class:`lagaug.GeneratorMethod` the run uses.
-    :param synthesis: the decoded :class:`lagaug.Synthesis`.
-    :param context: the :class:`lagaug.StageContext`.
-    :return: a bool tensor ``(N,)`` (``True`` keeps the image) or ``None`` for no opinion.
+    :param synthesis: the decoded :class:`lagaug.Synthesis` (with ``label_fidelity``,
+        ``class_wins`` and ``source_distance`` metrics where the core's ``quality`` plugin could
+        score them).
+    :param context: the :class:`lagaug.StageContext` (``context.classify``, ``context.gate``).
+    :return: a bool tensor ``(N,)`` (``True`` keeps the image), a list of ``N`` reasons (``None``
+        keeps the image, a string drops it and says why), or ``None`` for no opinion.
 
-    Every implementation is called; an image is kept only if no implementation rejects it.
+    Every implementation is called; an image is kept only if no implementation rejects it. The
+    loop and ``compare`` still write dropped images, marked ``dropped`` with their ``reason``.
     """
 
 

@@ -8,6 +8,11 @@ they join the training set of iteration ``i + 1``. Iteration 0 is the baseline.
 The members of every iteration's ensemble use the same seeds, so each iteration's change against
 the baseline is paired member by member (``auc_delta`` with its interval).
 
+Every synthetic image is scored by the ensemble of the iteration that chose its source (label
+fidelity, :mod:`lagaug.core.quality`); with ``quality_gate`` the images whose intended class does
+not win, or that nearly copy their source, are dropped: written and recorded (``dropped``,
+``reason``) but not trained on. ``synthetic/itNNN/quality.json`` sums each batch up.
+
 Everything is recorded in the run directory (:mod:`lagaug.core.rundir`); a killed run resumes with
 ``resume=True`` and redoes nothing that finished.
 """
@@ -29,10 +34,17 @@ from lagaug.core.generators import fit_generator, load_generator, method_config,
 from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext, Synthesis, read_generator_meta
 from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
 from lagaug.core.progress import Progress
+from lagaug.core.quality import GateConfig, ensemble_classifier
 from lagaug.core.rundir import RunDir
 from lagaug.core.runtime import derive_seed, resolve_device, stage_generator
 from lagaug.core.stats import paired_difference
 from lagaug.core.synthstore import read_synthetic, write_sources, write_synthetic
+
+
+def read_json_or_none(path: Path) -> dict | None:
+    import json
+
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 @dataclass
@@ -67,6 +79,12 @@ class AugmentConfig:
     device: str = "cpu"
     out: str = "lagaug-runs/augment"
     bad_images: str = "warn"
+    quality_gate: bool = False
+    gate_distance: float = 0.01
+
+    def gate(self) -> GateConfig | None:
+        """The quality gate's settings, or ``None`` when it is off."""
+        return GateConfig(min_distance=self.gate_distance) if self.quality_gate else None
 
     def ensemble_config(self) -> EnsembleConfig:
         """The preset with ``--ensemble``, ``--epochs``, ``--classifier``, ``--classifier-aug`` and
@@ -86,6 +104,7 @@ class AugmentConfig:
             raise ConfigError(f"--ensemble must be at least 1, got {self.ensemble}")
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
+        GateConfig(min_distance=self.gate_distance)  # checks --gate-distance
 
 
 @dataclass
@@ -144,6 +163,7 @@ class Loop:
         self.device = resolve_device(config.device)
         self.ens_cfg = config.ensemble_config()
         self.hardness: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # it -> (scores, mean probs)
+        self.ensembles: dict[int, Any] = {}  # it -> the iteration's trained ensemble (label fidelity)
 
     # -- set-up --------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -200,18 +220,29 @@ class Loop:
                              progress=self.progress, out=self.run.generator_dir, plugins=self.pm)
 
     # -- one iteration -------------------------------------------------------------------------
+    def ensemble(self, it: int, train: ImageSet):
+        """The ensemble of iteration ``it`` (trained, or loaded from its checkpoints on resume)."""
+        if it not in self.ensembles:
+            self.ensembles = {it: train_ensemble(
+                train, self.splits.val, self.ens_cfg, stage_generator(self.cfg.seed, "ensemble"),
+                device=self.device, progress=self.progress,
+                checkpoint_dir=self.run.iteration_dir(it) / "ensemble", label=f"iteration {it}: ensemble",
+                orientation_invariant=self.splits.extra.get("orientation_invariant"),
+            )}
+        return self.ensembles[it]
+
     def evaluate(self, it: int, train: ImageSet, added: int, method: GeneratorMethod) -> dict:
         """Train and evaluate the ensemble of iteration ``it`` and score the training set."""
-        ensemble = train_ensemble(
-            train, self.splits.val, self.ens_cfg, stage_generator(self.cfg.seed, "ensemble"),
-            device=self.device, progress=self.progress, checkpoint_dir=self.run.iteration_dir(it) / "ensemble",
-            label=f"iteration {it}: ensemble", orientation_invariant=self.splits.extra.get("orientation_invariant"),
-        )
+        from lagaug.core.quality import QUALITY_FILE
+
+        ensemble = self.ensemble(it, train)
         result = ensemble.evaluate(self.splits.test)
+        quality = read_json_or_none(self.run.synthetic_dir(it) / QUALITY_FILE) if it > 0 else None
         metrics = {
             "iteration": it, "train_size": len(train), "synthetic_total": int(train.synthetic.sum()),
             "added": added, **{k: v for k, v in result.items() if k != "per_member"},
             **self.paired_deltas(it, result["per_member"]),
+            **({} if quality is None else {"synthetic_quality": quality}),
             "per_member": result["per_member"],
             "members": [{k: h.get(k) for k in ("seed", "kept_epoch", "kept_because", "balance", "aug")}
                         for h in ensemble.history],
@@ -255,10 +286,15 @@ class Loop:
         )
         chosen = torch.as_tensor(chosen, dtype=torch.long)
         ctx.pool, ctx.batch_index, ctx.probs = train, chosen, probs
+        ensemble = self.ensemble(it, train)
+        ctx.classify, ctx.gate = ensemble_classifier(ensemble), self.cfg.gate()
         with self.progress.task(f"iteration {it}: synthesize with {method.name}", 1) as task:
-            synth = synthesize(self.pm, method, train.float_images(chosen), train.targets()[chosen], ctx)
-            task.advance(1, status=f"{len(synth)} images")
+            synth = synthesize(self.pm, method, train.float_images(chosen), train.targets()[chosen], ctx,
+                               keep_dropped=True)
+            task.advance(1, status=f"{len(synth.kept)} of {len(synth)} images kept" if synth.dropped is not None
+                         else f"{len(synth)} images")
         nxt = it + 1
+        self.write_quality(nxt, synth, ctx.classify, it)
         write_sources(self.run.root, f"synthetic/it{nxt:03d}/sources", train, synth, chosen, scores)
         lines = write_synthetic(
             self.run.root, f"synthetic/it{nxt:03d}", synth, train, method=self.cfg.method,
@@ -269,6 +305,21 @@ class Loop:
         self.run.update_manifest(nxt)
         self.write_grid(nxt, train, chosen, synth, scores)
         return read_synthetic(self.run.root, lines, train)
+
+    def write_quality(self, nxt: int, synth: Synthesis, classify, it: int) -> None:
+        """``synthetic/itNNN/quality.json``: the batch's label fidelity and the gate's verdicts,
+        beside the share of validation images whose class wins under the same ensemble."""
+        from lagaug.core.quality import QUALITY_FILE, class_wins, summarize
+        from lagaug.core.store import atomic_write_json
+
+        names = self.splits.train.class_names
+        summary = {"classifier": f"iteration {it} ensemble", **summarize(synth, names, self.classes)}
+        val = self.splits.val
+        if len(val):
+            wins = class_wins(classify(val.float_images()), val.targets())
+            summary["val_class_wins_mean"] = round(float(wins.float().mean()), 6)
+            summary["val_images"] = len(val)
+        atomic_write_json(self.run.synthetic_dir(nxt) / QUALITY_FILE, summary)
 
     def write_grid(self, nxt: int, train: ImageSet, chosen: torch.Tensor, synth: Synthesis,
                    scores: torch.Tensor) -> None:

@@ -95,13 +95,17 @@ class Synthesis:
     provenance: ``source`` ``(N, S)`` rows of ``ctx.pool`` with ``weight`` ``(N, S)`` (see
     :class:`Latents`; the first column is the primary source). ``metrics`` holds optional
     per-image measurements (tensors of shape ``(N,)``) that the run records, e.g. how much
-    structure was kept."""
+    structure was kept. ``dropped`` ``(N,)`` bool and ``reasons`` (``str`` or ``None`` per image)
+    are set by :func:`lagaug.core.generators.synthesize` when it keeps the images the
+    ``lagaug_filter_synthesized`` hooks rejected (``keep_dropped=True``), so they can be recorded."""
 
     images: torch.Tensor
     soft: torch.Tensor
     source: torch.Tensor
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)
     weight: torch.Tensor | None = None
+    dropped: torch.Tensor | None = None
+    reasons: list | None = None
 
     def __post_init__(self) -> None:
         self.source, self.weight = as_sources(self.source, self.weight)
@@ -121,7 +125,14 @@ class Synthesis:
             source=self.source[keep],
             metrics={k: v[keep] for k, v in self.metrics.items()},
             weight=self.weight[keep],
+            dropped=None if self.dropped is None else self.dropped[keep],
+            reasons=None if self.reasons is None else [r for r, k in zip(self.reasons, keep.tolist()) if k],
         )
+
+    @property
+    def kept(self) -> "Synthesis":
+        """The images no filter dropped (all of them when nothing was recorded as dropped)."""
+        return self if self.dropped is None or not bool(self.dropped.any()) else self.subset(~self.dropped)
 
 
 @dataclass
@@ -137,6 +148,11 @@ class StageContext:
     it — and ``batch_index`` the pool rows of the encoded batch, in batch order. ``probs`` holds
     the current classifier ensemble's mean class probabilities for every pool row ``(P, K)``, or
     ``None`` outside the loop. ``Latents.source`` and ``Synthesis.source`` are pool rows.
+    ``classify`` maps images ``(N, C, H, W)`` in ``[0, 1]`` to class probabilities ``(N, K)`` under
+    a classifier that did not see them (in the loop: the current iteration's ensemble, its
+    members' mean), or is ``None``; the core's ``quality`` plugin scores every synthetic image's
+    label fidelity with it. ``gate`` holds the quality gate's settings
+    (:class:`lagaug.core.quality.GateConfig`) when the user switched it on, else ``None``.
     """
 
     generator: torch.Generator
@@ -148,6 +164,8 @@ class StageContext:
     pool: Any = None  # ImageSet | None
     batch_index: torch.Tensor | None = None
     probs: torch.Tensor | None = None
+    classify: Any = None  # Callable[[Tensor], Tensor] | None
+    gate: Any = None  # lagaug.core.quality.GateConfig | None
 
     def batch_rows(self, n: int) -> torch.Tensor:
         """The pool rows of a batch of ``n`` images (``0 .. n-1`` when no pool was given)."""
@@ -256,6 +274,13 @@ class GeneratorMethod:
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`extra_state` returned."""
 
+    @classmethod
+    def upgrade_config(cls, config: dict[str, Any], saved_version: int) -> dict[str, Any]:
+        """The saved configuration of a generator written by method version ``saved_version``, with
+        the values that version used for options it did not yet have (override when a new option's
+        default differs from what older generators did). Default: unchanged."""
+        return config
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
         out = {}
         for mod_name, module in self.modules().items():
@@ -316,7 +341,8 @@ class GeneratorMethod:
                 f"(v{meta['method_version']}, this lagaug reads up to v{cls.version}); upgrade lagaug"
             )
         try:
-            config = config_from_dict(cls.Config, meta["config"], source=f"{path}: config",
+            saved = cls.upgrade_config(dict(meta["config"]), meta["method_version"])
+            config = config_from_dict(cls.Config, saved, source=f"{path}: config",
                                       label=f"{path}: config key {{key}}")
         except ConfigError as exc:  # worded as an error in the file, not in --set
             message = str(exc).replace("; valid keys", " (a newer lagaug wrote it?); valid keys")

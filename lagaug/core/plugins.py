@@ -285,7 +285,7 @@ def make_plugin_manager(extra_plugins: list[tuple[str, Any]] | None = None) -> L
     hand it to :func:`lagaug.run_augment`, :func:`lagaug.run_compare`, :func:`lagaug.fit_generator`
     and :func:`lagaug.load_generator`. Nothing in lagaug keeps one per process.
     """
-    from lagaug.core import hardness, stages
+    from lagaug.core import hardness, quality, stages
 
     pm = LagaugPluginManager()
     if os.environ.get(ENV_TRACE):  # before any plugin loads: registration calls are traced too
@@ -294,6 +294,7 @@ def make_plugin_manager(extra_plugins: list[tuple[str, Any]] | None = None) -> L
     version = _lagaug_version()
     pm.add_plugin(stages, "core", distribution=BUILTIN_DISTRIBUTION, version=version, builtin=True)
     pm.add_plugin(hardness, "hardness", distribution=BUILTIN_DISTRIBUTION, version=version, builtin=True)
+    pm.add_plugin(quality, "quality", distribution=BUILTIN_DISTRIBUTION, version=version, builtin=True)
     pm.load_entry_points(_allowed_from_env())
     for name, plugin in extra_plugins or []:
         pm.add_plugin(plugin, name)

@@ -6,6 +6,9 @@ sample`` (``--out``) all write through :func:`write_synthetic` and read through
 root the caller names), ``method``, ``seed``, its provenance — ``source`` (ids, primary first),
 ``source_label`` and ``source_weight`` (one entry per source) — ``label``, ``label_index``,
 ``soft``, the method's per-image metrics, and whatever the caller adds (iteration, repeat, scores).
+When a ``lagaug_filter_synthesized`` filter judged the batch (e.g. the quality gate), every line
+also says ``dropped`` (true / false) and a dropped one its ``reason``; dropped images are still
+written as PNGs, so the record and the report show them, but never join a training set.
 """
 
 from __future__ import annotations
@@ -57,6 +60,10 @@ def write_synthetic(root: Path, folder: str, synth: Synthesis, pool: ImageSet, *
             "soft": [float(v) for v in soft],
             **{k: float(v[j]) for k, v in synth.metrics.items()},
         }
+        if synth.dropped is not None:  # a filter judged the batch: its verdict, and why
+            line["dropped"] = bool(synth.dropped[j])
+            if line["dropped"]:
+                line["reason"] = (synth.reasons or [None] * len(synth))[j] or "dropped by a filter"
         if per_image is not None:
             line.update(per_image(j))
         lines.append(line)
@@ -85,7 +92,9 @@ def load_png(path: Path, channels: int) -> torch.Tensor:
 
 def read_synthetic(root: Path, lines: list[dict], like: ImageSet) -> ImageSet | None:
     """The synthetic images of ``lines`` (files relative to ``root``) as an ``ImageSet`` with
-    ``like``'s classes; ``None`` when there are none."""
+    ``like``'s classes, leaving out lines a filter marked ``dropped`` (their PNGs are kept for the
+    record, not for training); ``None`` when there are none."""
+    lines = [line for line in lines if not line.get("dropped")]
     if not lines:
         return None
     images = torch.stack([load_png(Path(root) / line["file"], like.channels) for line in lines])

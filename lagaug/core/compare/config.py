@@ -11,6 +11,7 @@ from lagaug.core.classifier.config import EnsembleConfig, resolve_ensemble_confi
 from lagaug.core.errors import ConfigError
 
 REAL, CLASSIC, DUPLICATE = "real", "classic", "duplicate"
+GATE = "gate"  # METHOD+gate: the METHOD arm's images less those the quality gate drops
 METRICS = ("f1", "accuracy", "auc")
 METRIC_NAMES = {"f1": "macro-F1", "accuracy": "accuracy", "auc": "AUC"}
 PRIMARY_METRIC = "f1"
@@ -21,8 +22,11 @@ class CompareConfig:
     """Everything ``lagaug compare`` is told. Saved as the run's ``config.json``.
 
     :ivar method: the generator method of the ``METHOD`` arms (any registered plugin).
-    :ivar arms: arm names (``real``, ``classic``, METHOD, ``classic+``METHOD, ``duplicate``;
-        ``method`` stands for the method's name); ``None`` = all five.
+    :ivar arms: arm names (``real``, ``classic``, METHOD, ``classic+``METHOD, ``duplicate``, and
+        METHOD``+gate`` — the METHOD arm's images less those the quality gate drops, judged by a
+        reference classifier trained on the repeat's real images; ``method`` stands for the
+        method's name); ``None`` = the first five.
+    :ivar gate_distance: the gate's near-duplicate threshold (mean absolute difference to the source).
     :ivar repeats: how many repeats (each: own training subset if ``train_size``, own seeds).
     :ivar train_size: training images drawn per repeat from the source's training images
         (validation included); ``None`` = use the source's training split as it is.
@@ -77,6 +81,7 @@ class CompareConfig:
     bad_images: str = "warn"
     keep_checkpoints: bool = False
     threads: int | None = None
+    gate_distance: float = 0.01
 
     def resolved_arms(self) -> list[str]:
         """The arm names with ``method`` replaced by the method's name (validated, in order)."""
@@ -84,9 +89,11 @@ class CompareConfig:
         allowed = [REAL, CLASSIC, m, f"{CLASSIC}+{m}", DUPLICATE]
         if self.arms is None:
             return allowed
+        allowed.append(self.gated_arm())
         out = []
         for arm in self.arms:
-            name = arm.strip().replace("method", m) if arm.strip() in ("method", "classic+method") else arm.strip()
+            name = (arm.strip().replace("method", m) if arm.strip() in ("method", "classic+method", "method+gate")
+                    else arm.strip())
             if name not in allowed:
                 raise ConfigError(f"--arms: unknown arm {arm!r}; choose from: {', '.join(allowed)}")
             if name in out:
@@ -96,8 +103,12 @@ class CompareConfig:
             raise ConfigError(f"--arms: give at least one arm; choose from: {', '.join(allowed)}")
         return out
 
-    def method_arms(self) -> tuple[str, str]:
-        return self.method, f"{CLASSIC}+{self.method}"
+    def method_arms(self) -> tuple[str, str, str]:
+        """The arms that train on synthetic images."""
+        return self.method, f"{CLASSIC}+{self.method}", self.gated_arm()
+
+    def gated_arm(self) -> str:
+        return f"{self.method}+{GATE}"
 
     def classic_config(self) -> ClassicConfig:
         return config_from_dict(ClassicConfig, self.classic, source="--classic-set")
@@ -128,5 +139,8 @@ class CompareConfig:
         if self.test not in ("auto", "wilcoxon", "permutation"):
             raise ConfigError(f"--test must be wilcoxon or permutation, got {self.test!r}")
         self.resolved_arms()
+        from lagaug.core.quality import GateConfig
+
+        GateConfig(min_distance=self.gate_distance)
         self.classic_config()
         self.ensemble_config()

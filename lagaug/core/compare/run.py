@@ -7,6 +7,8 @@ Run directory (``RUN`` is ``out``)::
     RUN/repeats/r000/split.json              ids of the repeat's training and validation images
     RUN/repeats/r000/generator/              the repeat's fitted generator
     RUN/repeats/r000/synthetic/*.png         its synthesized images; manifest.jsonl marks them done
+                                             (label_fidelity per image, and dropped / reason with METHOD+gate)
+    RUN/repeats/r000/reference/              with METHOD+gate: the classifiers that judge the labels
     RUN/repeats/r000/grid.png                some sources (left) beside what was made from them
     RUN/repeats/r000/arms/ARM/metrics.json   one finished cell (its presence marks it done)
     RUN/cells.jsonl                          every finished cell, one line each
@@ -39,6 +41,7 @@ from lagaug.core.generators import fit_generator, load_generator, method_config,
 from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext
 from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
 from lagaug.core.progress import Progress
+from lagaug.core.quality import GateConfig, ensemble_classifier, summarize
 from lagaug.core.rundir import RunDir
 from lagaug.core.runtime import derive_seed, resolve_device, stage_generator
 from lagaug.core.store import atomic_write_json, atomic_write_lines
@@ -166,31 +169,52 @@ class Compare:
                              seed=derive_seed(self.cfg.seed, "repeat", r), device=self.device,
                              progress=self.progress, out=folder, plugins=self.pm)
 
-    def synthetic(self, r: int, train: ImageSet, val: ImageSet) -> ImageSet:
-        """The repeat's synthesized images (made once, then read back from the run directory)."""
+    def synthetic(self, r: int, train: ImageSet, val: ImageSet) -> tuple[ImageSet, ImageSet | None]:
+        """The repeat's synthesized images (made once, then read back from the run directory):
+        all of them, and (with the METHOD+gate arm) those the quality gate kept."""
         root = self.repeat_dir(r)
         lines = read_manifest(root / "synthetic" / "manifest.jsonl")
+        gated = self.cfg.gated_arm() in self.arms
         if lines is None:
             method = self.generator(r, train, val)
             sources = self.plan_sources(train, r)
             ctx = StageContext(generator=stage_generator(self.cfg.seed, "synthesize", r), device=self.device,
                                variants=1, options=dict(self.options), progress=self.progress,
                                pool=train, batch_index=sources)
+            if gated:
+                ctx.classify, ctx.gate = self.reference_classifier(r, train, val), GateConfig(
+                    min_distance=self.cfg.gate_distance)
             start = time.perf_counter()
             with self.progress.task(f"repeat {r}: synthesize {len(sources)} images with {method.name}", 1) as task:
-                synth = synthesize(self.pm, method, train.float_images(sources), train.targets()[sources], ctx)
+                synth = synthesize(self.pm, method, train.float_images(sources), train.targets()[sources], ctx,
+                                   keep_dropped=True)
                 task.advance(1, status=f"{len(synth)} images")
             seconds = time.perf_counter() - start
             self.write_preview(r, train, synth)
             atomic_write_json(root / "synthesis.json",
-                              {"planned": len(sources), "made": len(synth), "seconds": round(seconds, 3)})
+                              {"planned": len(sources), "made": len(synth), "seconds": round(seconds, 3),
+                               **({"quality": summarize(synth, train.class_names)} if gated else {})})
             lines = write_synthetic(root, "synthetic", synth, train, method=self.cfg.method,
                                     seed=derive_seed(self.cfg.seed, "synthesize", r),
                                     id_prefix=f"synthetic/r{r:03d}", extra={"repeat": r})
-        made = read_synthetic(root, lines, train)
+        made = read_synthetic(root, [{**line, "dropped": False} for line in lines], train)
         if made is None:
             raise DataError(f"repeat {r}: the method made no images (all were filtered out)")
-        return made
+        kept = read_synthetic(root, lines, train) if gated else None
+        if gated and kept is None:
+            raise DataError(f"repeat {r}: the quality gate dropped every synthetic image; the "
+                            f"{self.cfg.gated_arm()} arm has nothing to add")
+        return made, kept
+
+    def reference_classifier(self, r: int, train: ImageSet, val: ImageSet):
+        """The classifiers that judge the synthetic images' labels for the gate: trained on the
+        repeat's real training images (validation for early stopping), like the ``real`` arm."""
+        ensemble = train_ensemble(train, val if len(val) else None, self.ens_cfg,
+                                  stage_generator(self.cfg.seed, "reference", r), device=self.device,
+                                  progress=self.progress, checkpoint_dir=self.repeat_dir(r) / "reference",
+                                  label=f"repeat {r}: reference classifier",
+                                  orientation_invariant=self.splits.extra.get("orientation_invariant"))
+        return ensemble_classifier(ensemble)
 
     def write_preview(self, r: int, train: ImageSet, synth) -> None:
         """``grid.png``: one source image of every class, beside everything made from it."""
@@ -206,10 +230,13 @@ class Compare:
                        partners=partner_images(train, synth.source[pick]))
 
     # -- arms ----------------------------------------------------------------------------------
-    def arm_set(self, arm: str, train: ImageSet, extra: ImageSet | None, dup_sources: list[int]) -> ImageSet:
+    def arm_set(self, arm: str, train: ImageSet, extra: ImageSet | None, dup_sources: list[int],
+                kept: ImageSet | None = None) -> ImageSet:
         """The training set of ``arm`` in one repeat."""
         if arm in (REAL, CLASSIC):
             return train
+        if arm == self.cfg.gated_arm():
+            return train.concat(kept)
         if arm in self.cfg.method_arms():
             return train.concat(extra)
         copies = train.subset(dup_sources)  # DUPLICATE: copies of the source images, real images
@@ -293,16 +320,16 @@ class Compare:
     def run_repeat(self, r: int, todo: list[str], overall) -> None:
         train, val = self.split(r)
         atomic_write_json(self.repeat_dir(r) / "split.json", {"train": train.ids, "val": val.ids})
-        extra, dup = None, []
+        extra, kept, dup = None, None, []
         if any(a in self.cfg.method_arms() for a in todo) or (DUPLICATE in todo and self.needs_method):
-            extra = self.synthetic(r, train, val)
+            extra, kept = self.synthetic(r, train, val)
             index = {id_: i for i, id_ in enumerate(train.ids)}
             dup = [index[s[0]] for s in extra.sources]
         elif DUPLICATE in todo:
             dup = self.plan_sources(train, r).tolist()
         for arm in todo:
             overall.set_status(f"repeat {r}: {arm}")
-            self.run_cell(r, arm, train, val, self.arm_set(arm, train, extra, dup))
+            self.run_cell(r, arm, train, val, self.arm_set(arm, train, extra, dup, kept))
             overall.advance(1)
             self.write_cells()
 

@@ -1,9 +1,9 @@
 """From finished cells to per-arm rows and corrected paired comparisons.
 
 The comparisons: every arm against ``real``; METHOD against ``duplicate``; ``classic+``METHOD
-against ``classic`` — on every metric, paired over the repeats both arms finished. The **primary**
-comparisons, named before any data is seen, are METHOD vs real, METHOD vs duplicate and
-classic+METHOD vs classic on macro-F1; they form one family, Holm-corrected together. Every other
+against ``classic``; METHOD``+gate`` against METHOD and ``duplicate`` — on every metric, paired over
+the repeats both arms finished. The **primary** comparisons, named before any data is seen, are
+METHOD vs real, METHOD vs duplicate, classic+METHOD vs classic and METHOD+gate vs METHOD on macro-F1; they form one family, Holm-corrected together. Every other
 comparison forms the secondary family, Holm-corrected together. "Significant" always means the
 corrected p is below alpha.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lagaug.core.compare.config import CLASSIC, DUPLICATE, METRICS, PRIMARY_METRIC, REAL
+from lagaug.core.compare.config import CLASSIC, DUPLICATE, GATE, METRICS, PRIMARY_METRIC, REAL
 from lagaug.core.stats import holm, mean_ci, paired_test
 
 
@@ -24,11 +24,14 @@ def comparison_pairs(arms: list[str], method: str) -> list[tuple[str, str]]:
         pairs.append((method, DUPLICATE))
     if f"{CLASSIC}+{method}" in arms and CLASSIC in arms:
         pairs.append((f"{CLASSIC}+{method}", CLASSIC))
+    gated = f"{method}+{GATE}"
+    if gated in arms:
+        pairs += [(gated, base) for base in (method, DUPLICATE) if base in arms]
     return pairs
 
 
 def is_primary(arm: str, baseline: str, metric: str, method: str) -> bool:
-    primary = {(method, REAL), (method, DUPLICATE), (f"{CLASSIC}+{method}", CLASSIC)}
+    primary = {(method, REAL), (method, DUPLICATE), (f"{CLASSIC}+{method}", CLASSIC), (f"{method}+{GATE}", method)}
     return metric == PRIMARY_METRIC and (arm, baseline) in primary
 
 

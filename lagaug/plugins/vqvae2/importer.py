@@ -234,6 +234,7 @@ def import_reference(
 
     fields: dict[str, Any] = {k: vq[k] for k in ("channel", "n_res_block", "n_res_channel",
                                                  "embed_dim", "n_embed")}
+    fields.update(border="zero", bottom_stride=4)  # the reference: zero padding, bottom map at 1/4
     if "bottom" in priors:
         fields.update(_prior_config("prior", priors["bottom"][2]))
     if "top" in priors:

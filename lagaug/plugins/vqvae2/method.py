@@ -8,10 +8,16 @@ and let a PixelSNAIL prior write new local (bottom) codes, then decode.
   automatically: the lowest negative log-likelihood on held-out codes** (the codes of ``ctx.val``
   when given, else a held-out slice of the training codes, ``prior_holdout``; never a test set).
   ``prior_checkpoint`` pins an epoch (or ``last``) instead.
-* **encode** — images -> ``codes = {"top": (N, H/8, W/8), "bottom": (N, H/4, W/4)}``.
+  The fit measures itself (:mod:`lagaug.plugins.vqvae2.diagnostics`): held-out reconstruction
+  error, codebook usage per level, the priors' losses per epoch and the checkpoint chosen (and
+  why), recorded in ``generator.json`` (``extra``) and returned for ``fit.json``; the
+  reconstruction grid is saved beside the generator as ``reconstructions.png``.
+* **encode** — images -> ``codes = {"top": (N, H/8, W/8), "bottom": (N, H/4, W/4)}`` (with
+  ``bottom_stride=2``: ``(N, H/4, W/4)`` and ``(N, H/2, W/2)``).
 * **resample** — new bottom codes conditioned on the top codes, with the cached sampler. Options
-  (``ctx.options``): ``temperature`` (> 0), ``region`` (a box ``"y0,x0,y1,x1"`` in bottom-map
-  cells, half-open like slices, or a boolean ``(H/4, W/4)`` / ``(N, H/4, W/4)`` mask) or
+  (``ctx.options``, else the config): ``temperature`` (> 0), ``region`` (a box ``"y0,x0,y1,x1"``
+  in bottom-map cells, half-open like slices — ``--set region=0,0,4,4`` — or, from Python, a
+  boolean bottom-map-shaped ``(Hb, Wb)`` / ``(N, Hb, Wb)`` mask) or
   ``resample_fraction`` (a box of that fraction of the map at a random place per image; 1 = all).
   Codes outside the region are kept.
 * **decode** — codes -> images, with per-image metrics ``structure_error`` (low-frequency
@@ -22,14 +28,18 @@ and let a PixelSNAIL prior write new local (bottom) codes, then decode.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 
 from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.method import FitContext, GeneratorMethod, Latents, StageContext, Synthesis
+from lagaug.plugins.vqvae2 import diagnostics as diag
+from lagaug.plugins.vqvae2.config import (  # noqa: F401  (VQVAE2Config, parse_box: public here too)
+    PRESETS, VQVAE2Config, check_temperature, parse_box, region_mask,
+)
 from lagaug.plugins.vqvae2.layers import init_weights_
 from lagaug.plugins.vqvae2.metrics import structure_and_detail
 from lagaug.plugins.vqvae2.pixelsnail import PixelSNAIL
@@ -41,130 +51,13 @@ from lagaug.plugins.vqvae2.training import (
 from lagaug.plugins.vqvae2.vqvae import VQVAE2, perplexity
 
 
-@dataclass
-class VQVAE2Config:
-    """Options of the ``vqvae2`` method (``--set key=value``).
-
-    Defaults are CPU-sized for small images (32x32: an 8x8 bottom map under a 4x4 top map). The
-    paper's / reference sizes are given in brackets.
-    """
-
-    # VQ-VAE-2 [channel 128, n_res_block 2, n_res_channel 32, embed_dim 64, n_embed 512]
-    channel: int = 32
-    n_res_block: int = 2
-    n_res_channel: int = 16
-    embed_dim: int = 32
-    n_embed: int = 64  # codebook size of each level (also the priors' number of classes)
-    decay: float = 0.99  # EMA decay of the codebooks
-    codebook_restart: float = 1.0  # move codes used < this often per batch onto fresh vectors (0: off, as the reference)
-    bottom_dropout: float = 0.5  # share of training images decoded from top codes alone (0: as the reference)
-    commitment: float = 0.25
-    recon_loss: Literal["l1", "mse"] = "l1"  # the paper used L1, the reference MSE
-    lr: float = 1e-3  # [3e-4]
-    batch_size: int = 32
-    pretrain_epochs: int = 1  # over the unlabeled pool, when given [paper: 11 on 250k images]
-    epochs: int = 20  # on the training images [paper: 258]
-    # bottom prior: PixelSNAIL conditioned on the top codes
-    # [channel 256, kernel 5, n_block 4, n_res_block 4, res_channel 256, n_cond_res_block 3]
-    prior_channel: int = 32
-    prior_res_channel: int = 32
-    prior_kernel: int = 3  # [5]
-    prior_n_block: int = 2
-    prior_n_res_block: int = 2
-    prior_n_cond_res_block: int = 2
-    prior_cond_res_channel: int = 0  # 0: same as prior_res_channel (the reference ties them)
-    prior_cond_res_kernel: int = 3
-    prior_n_out_res_block: int = 0
-    prior_dropout: float = 0.1
-    prior_attention: bool = False  # the reference bottom prior has none
-    prior_lr: float = 2e-3  # [3e-4]
-    prior_batch_size: int = 32
-    prior_pretrain_epochs: int = 1  # over the pool's codes [paper: 3]
-    prior_epochs: int = 12  # on the training codes, one checkpoint each [paper: 112]
-    prior_holdout: float = 0.15  # share of training codes held out when no validation set
-    prior_checkpoint: str = "auto"  # auto (lowest held-out NLL) | last | an epoch number
-    # optional top prior (attention) for unconditional sampling; trained like the bottom prior
-    top_prior: bool = False
-    top_prior_channel: int = 32
-    top_prior_res_channel: int = 32
-    top_prior_kernel: int = 5
-    top_prior_n_block: int = 2
-    top_prior_n_res_block: int = 2
-    top_prior_n_out_res_block: int = 0
-    top_prior_dropout: float = 0.1
-    top_prior_attention: bool = True
-    top_prior_checkpoint: str = "auto"
-    # sampling and metrics
-    temperature: float = 1.0
-    resample_fraction: float = 1.0
-    metric_sigma: float = 1.5  # Gaussian blur (pixels) that splits structure from detail
-    sample_batch_size: int = 64
-
-    def __post_init__(self) -> None:
-        positive = ["channel", "n_res_channel", "embed_dim", "n_embed", "batch_size", "epochs",
-                    "prior_channel", "prior_res_channel", "prior_n_block", "prior_batch_size",
-                    "prior_epochs", "sample_batch_size", "top_prior_channel",
-                    "top_prior_res_channel", "top_prior_n_block"]
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"--set {name}={getattr(self, name)}: must be at least 1")
-        for name in ("n_res_block", "prior_n_res_block", "pretrain_epochs", "prior_pretrain_epochs",
-                     "prior_n_cond_res_block",
-                     "prior_n_out_res_block", "top_prior_n_res_block", "top_prior_n_out_res_block",
-                     "prior_cond_res_channel"):
-            if int(getattr(self, name)) < 0:
-                raise ConfigError(f"--set {name}={getattr(self, name)}: must be 0 or more")
-        for name in ("prior_kernel", "top_prior_kernel", "prior_cond_res_kernel"):
-            if int(getattr(self, name)) % 2 == 0:
-                raise ConfigError(f"--set {name}={getattr(self, name)}: must be odd")
-        if self.recon_loss not in ("l1", "mse"):
-            raise ConfigError(f"--set recon_loss={self.recon_loss!r}: expected l1 or mse")
-        if self.codebook_restart < 0:
-            raise ConfigError(f"--set codebook_restart={self.codebook_restart}: must be 0 or more")
-        if not 0 < self.decay < 1:
-            raise ConfigError(f"--set decay={self.decay}: must be between 0 and 1")
-        if not 0 <= self.prior_holdout < 1:
-            raise ConfigError(f"--set prior_holdout={self.prior_holdout}: must be in [0, 1)")
-        for name, on in (("prior_channel", self.prior_attention),
-                         ("top_prior_channel", self.top_prior_attention)):
-            if on and getattr(self, name) % 16:
-                raise ConfigError(f"--set {name}={getattr(self, name)}: must be a multiple of 16 "
-                                  "with attention (8 heads over channel/2)")
-        check_temperature(self.temperature, "--set temperature")
-        check_fraction(self.resample_fraction, "--set resample_fraction")
-        parse_checkpoint_choice(self.prior_checkpoint, self.prior_epochs, "prior_checkpoint")
-        parse_checkpoint_choice(self.top_prior_checkpoint, self.prior_epochs, "top_prior_checkpoint")
-
-
-def check_temperature(value: Any, option: str) -> float:
-    try:
-        t = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{option}={value!r}: expected a number > 0") from None
-    if not t > 0 or math.isinf(t):
-        raise ConfigError(f"{option}={value!r}: the temperature must be > 0 (1 samples the prior "
-                          "as trained, lower stays closer to its most likely codes)")
-    return t
-
-
-def check_fraction(value: Any, option: str) -> float:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{option}={value!r}: expected a number in (0, 1]") from None
-    if not 0 < f <= 1:
-        raise ConfigError(f"{option}={value!r}: must be in (0, 1] (the share of the bottom map "
-                          "to resample)")
-    return f
-
-
 class VQVAE2Method(GeneratorMethod):
     """VQ-VAE-2 + PixelSNAIL: new local detail under an image's own structure."""
 
     name: ClassVar[str] = "vqvae2"
     description: ClassVar[str] = ("VQ-VAE-2 + PixelSNAIL: keep an image's structural codes, "
                                   "resample its local codes (Høj & Møgelmoose 2023)")
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: border and bottom_stride options (version 1 = zero border, 1/4 map)
     Config: ClassVar[type] = VQVAE2Config
     min_image_size: ClassVar[int] = 8
 
@@ -191,9 +84,11 @@ class VQVAE2Method(GeneratorMethod):
         c, h, w = self.image_shape
         cfg = config
         self.vqvae = VQVAE2(c, cfg.channel, cfg.n_res_block, cfg.n_res_channel, cfg.embed_dim,
-                            cfg.n_embed, cfg.decay)
+                            cfg.n_embed, cfg.decay, border=cfg.border, bottom_stride=cfg.bottom_stride)
+        s = cfg.bottom_stride
+        self.bottom_shape, self.top_shape = (h // s, w // s), (h // (2 * s), w // (2 * s))
         self.bottom_prior = PixelSNAIL(
-            (h // 4, w // 4), cfg.n_embed, cfg.prior_channel, cfg.prior_kernel, cfg.prior_n_block,
+            self.bottom_shape, cfg.n_embed, cfg.prior_channel, cfg.prior_kernel, cfg.prior_n_block,
             cfg.prior_n_res_block, cfg.prior_res_channel, attention=cfg.prior_attention,
             dropout=cfg.prior_dropout, n_cond_res_block=cfg.prior_n_cond_res_block,
             cond_res_channel=cfg.prior_cond_res_channel or cfg.prior_res_channel,
@@ -205,13 +100,15 @@ class VQVAE2Method(GeneratorMethod):
         self.top_prior = None
         if cfg.top_prior:
             self.top_prior = PixelSNAIL(
-                (h // 8, w // 8), cfg.n_embed, cfg.top_prior_channel, cfg.top_prior_kernel,
+                self.top_shape, cfg.n_embed, cfg.top_prior_channel, cfg.top_prior_kernel,
                 cfg.top_prior_n_block, cfg.top_prior_n_res_block, cfg.top_prior_res_channel,
                 attention=cfg.top_prior_attention, dropout=cfg.top_prior_dropout,
                 n_out_res_block=cfg.top_prior_n_out_res_block,
             )
-        # "bottom_prior" / "top_prior": how each prior was trained (or imported); absent = untrained
+        # "bottom_prior" / "top_prior": how each prior was trained (or imported); absent = untrained;
+        # "vqvae" / "diagnostics": what the fit measured (see diagnostics.py)
         self.state: dict[str, Any] = {}
+        self.figures: dict[str, tuple] = {}  # file name -> save_pair_grid arguments, written by save()
 
     @classmethod
     def check_image_shape(cls, image_shape) -> None:
@@ -236,6 +133,20 @@ class VQVAE2Method(GeneratorMethod):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.state = dict(state or {})
 
+    def save(self, directory):
+        """``generator.json`` + weights, and the fit's figures (``reconstructions.png``) beside them."""
+        from lagaug.core.report import save_pair_grid
+
+        out = super().save(directory)
+        for name, (sources, made, index) in self.figures.items():
+            save_pair_grid(Path(directory) / name, sources, made, index)
+        return out
+
+    @classmethod
+    def upgrade_config(cls, config: dict[str, Any], saved_version: int) -> dict[str, Any]:
+        """Generators saved before version 2 padded with zeros and had the bottom map at 1/4."""
+        return {"border": "zero", "bottom_stride": 4, **config} if saved_version < 2 else config
+
     def _to(self, device) -> None:
         for module in self.modules().values():
             module.to(device).eval()
@@ -256,12 +167,17 @@ class VQVAE2Method(GeneratorMethod):
             init_weights_(module, ctx.generator)
             module.to(dev)
         images = train.float_images()
+        start = time.perf_counter()
         metrics = self._fit_vqvae(images, unlabeled, ctx, dev)
+        metrics["vqvae_seconds"] = round(time.perf_counter() - start, 2)
         top, bottom = self._codes(images, dev)
         metrics["perplexity_top"] = perplexity(top, self.config.n_embed)
         metrics["perplexity_bottom"] = perplexity(bottom, self.config.n_embed)
+        start = time.perf_counter()
         metrics.update(self._fit_priors(top, bottom, unlabeled, ctx, dev))
+        metrics["prior_seconds"] = round(time.perf_counter() - start, 2)
         self._to(dev)
+        metrics["diagnostics"] = diag.diagnose(self, images, top, bottom, ctx, dev)
         return metrics
 
     def _pool_batches(self, unlabeled, ctx: FitContext, dev):
@@ -287,15 +203,24 @@ class VQVAE2Method(GeneratorMethod):
             return vqvae_step(self.vqvae, opt, x, cfg.commitment, cfg.recon_loss, gen,
                               cfg.codebook_restart, cfg.bottom_dropout)
 
+        losses: dict[str, list[float]] = {"pretrain_loss": [], "train_loss": []}
         with ctx.progress.task("vqvae2: VQ-VAE-2", total=steps) as task:
             for _ in range(pool_epochs):
+                run = []
                 for x in self._pool_batches(unlabeled, ctx, dev):
-                    task.advance(status=f"pool loss {step(x):.4f}")
+                    run.append(step(x))
+                    task.advance(status=f"pool loss {run[-1]:.4f}")
+                losses["pretrain_loss"].append(round(sum(run) / max(len(run), 1), 6))
             for _ in range(cfg.epochs):
+                run = []
                 for idx in batches(len(images), cfg.batch_size, gen):
-                    task.advance(status=f"loss {step(to_model_range(images[idx]).to(dev)):.4f}")
+                    run.append(step(to_model_range(images[idx]).to(dev)))
+                    task.advance(status=f"loss {run[-1]:.4f}")
+                losses["train_loss"].append(round(sum(run) / max(len(run), 1), 6))
         self.vqvae.eval()
         metrics["recon_l1"] = mean_recon_error(self.vqvae, images, dev)
+        self.state["vqvae"] = {**losses, "recon_l1_train": round(metrics["recon_l1"], 6)}
+        metrics["vqvae"] = self.state["vqvae"]
         return metrics
 
     def _fit_priors(self, top, bottom, unlabeled, ctx: FitContext, dev) -> dict[str, Any]:
@@ -339,6 +264,10 @@ class VQVAE2Method(GeneratorMethod):
                     name=f"{level}_prior",
                 )
             info = {**record.as_dict(), "held_out": source}
+            message = diag.prior_warning(level, info, pinned=getattr(cfg, option) != "auto")
+            if message:
+                info["warning"] = message
+                diag.warn(message)
             self.state[f"{level}_prior"] = metrics[f"{level}_prior"] = info
         return metrics
 
@@ -376,7 +305,8 @@ class VQVAE2Method(GeneratorMethod):
         self._check_codes(latents)  # before any work
         out = latents.repeat(max(int(ctx.variants), 1))
         top, bottom = out.codes["top"], out.codes["bottom"]
-        mask = self._region(opts, bottom.shape, ctx.generator)
+        mask = region_mask(opts.get("region", self.config.region),
+                           opts.get("resample_fraction", self.config.resample_fraction), bottom.shape, ctx.generator)
         dev = torch.device(ctx.device)
         self._to(dev)
         new = []
@@ -416,10 +346,9 @@ class VQVAE2Method(GeneratorMethod):
 
     # -- checks --------------------------------------------------------------------------------
     def _check_codes(self, latents: Latents) -> tuple[torch.Tensor, torch.Tensor]:
-        _, h, w = self.image_shape
         n_embed = self.config.n_embed
         out = []
-        for key, shape in (("top", (h // 8, w // 8)), ("bottom", (h // 4, w // 4))):
+        for key, shape in (("top", self.top_shape), ("bottom", self.bottom_shape)):
             codes = latents.codes.get(key)
             if codes is None:
                 raise DataError(f"vqvae2: latents have no {key!r} codes (got {sorted(latents.codes)}); "
@@ -435,37 +364,6 @@ class VQVAE2Method(GeneratorMethod):
             raise DataError(f"vqvae2: {out[0].shape[0]} top code maps but {out[1].shape[0]} bottom ones")
         return out[0], out[1]
 
-    def _region(self, opts: dict, shape, generator: torch.Generator) -> torch.Tensor:
-        """Boolean ``(N, Hb, Wb)`` map of the bottom cells to resample (see the module doc)."""
-        n, hb, wb = shape
-        region = opts.get("region")
-        if region is not None and not (isinstance(region, str) and region.strip().lower() in ("", "all", "none")):
-            if isinstance(region, torch.Tensor) and region.dtype == torch.bool:
-                if tuple(region.shape[-2:]) != (hb, wb) or region.dim() not in (2, 3) or (
-                        region.dim() == 3 and region.shape[0] not in (1, n)):
-                    raise ConfigError(f"region: a mask must be ({hb}, {wb}) or ({n}, {hb}, {wb}) "
-                                      f"(the bottom map), got {tuple(region.shape)}")
-                return region.cpu().expand(n, hb, wb).clone()
-            box = parse_box(region)
-            y0, x0, y1, x1 = box
-            if not (0 <= y0 < y1 <= hb and 0 <= x0 < x1 <= wb):
-                raise ConfigError(f"region={','.join(map(str, box))}: outside the {hb}x{wb} bottom map; "
-                                  f"give y0,x0,y1,x1 with 0 <= y0 < y1 <= {hb} and 0 <= x0 < x1 <= {wb}")
-            mask = torch.zeros(n, hb, wb, dtype=torch.bool)
-            mask[:, y0:y1, x0:x1] = True
-            return mask
-        f = check_fraction(opts.get("resample_fraction", self.config.resample_fraction),
-                           "--set resample_fraction")
-        mask = torch.zeros(n, hb, wb, dtype=torch.bool)
-        if f >= 1:
-            return mask.fill_(True)
-        bh, bw = max(1, round(math.sqrt(f) * hb)), max(1, round(math.sqrt(f) * wb))
-        ys = torch.randint(0, hb - bh + 1, (n,), generator=generator).tolist()
-        xs = torch.randint(0, wb - bw + 1, (n,), generator=generator).tolist()
-        for r, (y, x) in enumerate(zip(ys, xs)):
-            mask[r, y : y + bh, x : x + bw] = True
-        return mask
-
     # -- extras --------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, n: int, generator: torch.Generator, device="cpu", temperature: float = 1.0
@@ -474,24 +372,10 @@ class VQVAE2Method(GeneratorMethod):
         bottom codes from the bottom prior, decoded. Needs ``top_prior=true``."""
         if self.top_prior is None:
             raise ConfigError("generate() needs a top prior: fit with --set top_prior=true")
-        _, h, w = self.image_shape
         dev = torch.device(device)
         self._to(dev)
-        top = sample(self.top_prior, torch.zeros(n, h // 8, w // 8, dtype=torch.long, device=dev),
+        top = sample(self.top_prior, torch.zeros(n, *self.top_shape, dtype=torch.long, device=dev),
                      temperature=temperature, generator=generator)
-        bottom = sample(self.bottom_prior, torch.zeros(n, h // 4, w // 4, dtype=torch.long, device=dev),
+        bottom = sample(self.bottom_prior, torch.zeros(n, *self.bottom_shape, dtype=torch.long, device=dev),
                         condition=top, temperature=temperature, generator=generator)
         return ((self.vqvae.decode_codes(top, bottom).clamp(-1, 1) + 1) / 2).cpu()
-
-
-def parse_box(region: Any) -> tuple[int, int, int, int]:
-    """``"y0,x0,y1,x1"`` (or a 4-sequence) -> 4 ints; :class:`ConfigError` otherwise."""
-    parts = region.replace("(", "").replace(")", "").split(",") if isinstance(region, str) else list(region)
-    try:
-        box = tuple(int(str(p).strip()) for p in parts)
-    except ValueError:
-        box = ()
-    if len(box) != 4:
-        raise ConfigError(f"region={region!r}: expected a box y0,x0,y1,x1 in bottom-map cells "
-                          "(half-open, e.g. 0,0,4,4)")
-    return box

@@ -4,12 +4,22 @@ The module and buffer names, the ``nn.Sequential`` indices and the tensor shapes
 reference implementation (see ``docs/compat.md``), so a reference state dict loads 1:1:
 
 * ``enc_b`` downsamples the image by 4, ``enc_t`` by 2 more: the bottom (local) map is 1/4 of the
-  image, the top (structural) map 1/8;
+  image, the top (structural) map 1/8 (``bottom_stride=2``, not in the reference: ``enc_b`` and
+  ``dec`` down- and upsample by 2 only, so the bottom map is 1/2 of the image and the top 1/4 —
+  finer detail per code at four times the positions);
 * ``quantize_t`` / ``quantize_b`` are EMA codebooks (``embed`` is ``(dim, n_embed)``, one code per
   column) with Laplace smoothing and a straight-through gradient;
 * ``dec_t`` feeds the top latents into the bottom quantizer, ``upsample_t`` + ``dec`` decode both.
 
 Images enter and leave in ``[-1, 1]``.
+
+**Borders.** The reference pads every conv with zeros, and its 4x4 / stride-2 transposed convs
+give the outermost output row and column one kernel tap where the rows inside get two: a
+checkerboard band along the borders that training never quite removes. ``border="replicate"``
+(what lagaug fits with) pads every spatial conv by repeating the edge, and feeds each transposed
+conv an edge-replicated input whose extra output is cropped, so a border pixel is computed like
+any other. The weights and their names are the same either way; ``border="zero"`` is the
+reference's arithmetic (imported checkpoints and generators saved before the option existed).
 """
 
 from __future__ import annotations
@@ -28,9 +38,36 @@ def conv(cin: int, cout: int, k: int, stride: int = 1, padding: int = 0) -> nn.C
                      device=torch.get_default_device())
 
 
-def upconv(cin: int, cout: int) -> nn.ConvTranspose2d:
-    return skip_init(nn.ConvTranspose2d, cin, cout, 4, stride=2, padding=1,
-                     device=torch.get_default_device())
+BORDERS = ("replicate", "zero")
+
+
+class UpConv(nn.ConvTranspose2d):
+    """A 4x4 / stride-2 transposed conv (upsample by 2) with a border mode (see the module doc):
+    ``"zero"`` as torch computes it, ``"replicate"`` on an edge-replicated input, cropped."""
+
+    border: str = "zero"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if self.border == "zero":
+            return super().forward(x)
+        y = F.conv_transpose2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.weight, self.bias,
+                               stride=2, padding=1)
+        return y[..., 2:-2, 2:-2]
+
+
+def upconv(cin: int, cout: int) -> UpConv:
+    return skip_init(UpConv, cin, cout, 4, stride=2, padding=1, device=torch.get_default_device())
+
+
+def set_border(module: nn.Module, border: str) -> None:
+    """Pad every spatial conv inside ``module`` by ``border`` (``"replicate"`` or ``"zero"``)."""
+    if border not in BORDERS:
+        raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
+    for sub in module.modules():
+        if isinstance(sub, UpConv):
+            sub.border = border
+        elif isinstance(sub, nn.Conv2d) and max(sub.padding) > 0:
+            sub.padding_mode = "replicate" if border == "replicate" else "zeros"
 
 
 class Quantizer(nn.Module):
@@ -168,17 +205,20 @@ class Decoder(nn.Module):
 
 
 class VQVAE2(nn.Module):
-    """Two-level VQ-VAE. Defaults are the reference's (and the paper's) sizes.
+    """Two-level VQ-VAE. Defaults are the reference's (and the paper's) sizes and arithmetic
+    (``border="zero"``; lagaug's own fits use ``"replicate"``, see the module doc).
 
     Weights are initialised from ``generator`` (default: a generator seeded 0).
     """
 
     def __init__(self, in_channel: int = 3, channel: int = 128, n_res_block: int = 2,
                  n_res_channel: int = 32, embed_dim: int = 64, n_embed: int = 512,
-                 decay: float = 0.99, generator: torch.Generator | None = None):
+                 decay: float = 0.99, generator: torch.Generator | None = None, border: str = "zero",
+                 bottom_stride: int = 4):
         super().__init__()
         self.n_embed = n_embed
-        self.enc_b = Encoder(in_channel, channel, n_res_block, n_res_channel, stride=4)
+        self.bottom_stride = bottom_stride
+        self.enc_b = Encoder(in_channel, channel, n_res_block, n_res_channel, stride=bottom_stride)
         self.enc_t = Encoder(channel, channel, n_res_block, n_res_channel, stride=2)
         self.quantize_conv_t = conv(channel, embed_dim, 1)
         self.quantize_t = Quantizer(embed_dim, n_embed, decay)
@@ -186,8 +226,14 @@ class VQVAE2(nn.Module):
         self.quantize_conv_b = conv(embed_dim + channel, embed_dim, 1)
         self.quantize_b = Quantizer(embed_dim, n_embed, decay)
         self.upsample_t = upconv(embed_dim, embed_dim)
-        self.dec = Decoder(2 * embed_dim, in_channel, channel, n_res_block, n_res_channel, stride=4)
+        self.dec = Decoder(2 * embed_dim, in_channel, channel, n_res_block, n_res_channel, stride=bottom_stride)
         init_weights_(self, seeded(generator))
+        self.border = border
+        set_border(self, border)
+
+    def set_border(self, border: str) -> None:
+        self.border = border
+        set_border(self, border)
 
     def encode(self, x: torch.Tensor):
         """``x`` in ``[-1, 1]`` -> (quant_t, quant_b, commitment, top ids, bottom ids)."""
@@ -204,7 +250,8 @@ class VQVAE2(nn.Module):
         return self.dec(torch.cat([self.upsample_t(quant_t), quant_b], 1))
 
     def decode_codes(self, id_t: torch.Tensor, id_b: torch.Tensor) -> torch.Tensor:
-        """Code ids ``(N, H/8, W/8)`` and ``(N, H/4, W/4)`` -> image (unclamped)."""
+        """Top and bottom code ids (``(N, H/8, W/8)`` and ``(N, H/4, W/4)`` with
+        ``bottom_stride=4``) -> image (unclamped)."""
         quant_t = self.quantize_t.lookup(id_t).permute(0, 3, 1, 2)
         quant_b = self.quantize_b.lookup(id_b).permute(0, 3, 1, 2)
         return self.decode(quant_t, quant_b)
