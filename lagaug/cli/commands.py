@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from lagaug.cli.main import (
-    classifier_options, common_run_options, friendly_errors, pass_plugins, preset_help, set_option, use_threads,
+    classifier_options, common_run_options, executor_options, friendly_errors, pass_plugins, preset_help, set_option,
+    use_threads,
 )
 from lagaug.cli.report import report_option, write_after_run
 
@@ -36,6 +37,7 @@ def list_plugins(plugins, as_json: bool, check: bool) -> None:
 @click.option("--include-synthetic", is_flag=True, help="Allow synthetic images to be chosen as hard.")
 @click.option("--ensemble", default=None, type=int, help=f"Classifiers per ensemble [{preset_help('members')}].")
 @classifier_options
+@executor_options
 @click.option("--generator", default=None, metavar="DIR", help="Use this saved generator instead of fitting one.")
 @set_option
 @click.option("--out", default=None, metavar="DIR", help="Run directory [lagaug-runs/METHOD-TIME].")
@@ -45,7 +47,8 @@ def list_plugins(plugins, as_json: bool, check: bool) -> None:
 @friendly_errors
 def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, image_size, seed, split_seed, device,
             bad_images, quiet, classes, include_synthetic, ensemble, preset, epochs, classifier, classifier_aug,
-            classifier_overrides, threads, generator, overrides, out, resume, report) -> None:
+            classifier_overrides, threads, executor, ray_address, ray_gpus, generator, overrides, out, resume,
+            report) -> None:
     """Run the iterative hard-sample loop and report the metric per iteration."""
     import time
 
@@ -65,7 +68,7 @@ def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, imag
         image_size=image_size, seed=seed, split_seed=split_seed, preset=preset, ensemble=ensemble, epochs=epochs,
         classifier=classifier, classifier_aug=classifier_aug, classifier_set=parse_overrides(classifier_overrides),
         threads=use_threads(threads), generator=generator, set=parse_overrides(overrides), device=device,
-        out=out, bad_images=bad_images,
+        out=out, bad_images=bad_images, executor=executor, ray_address=ray_address, ray_gpus=ray_gpus,
     )
     progress = Progress(quiet=quiet, console=render.console(stderr=True))
     result = run_augment(config, progress, resume=resume, plugins=plugins)

@@ -9,6 +9,7 @@ from lagaug.core.classic import ClassicConfig
 from lagaug.core.config import config_from_dict
 from lagaug.core.classifier.config import EnsembleConfig, resolve_ensemble_config
 from lagaug.core.errors import ConfigError
+from lagaug.core.executor import check_executor_options
 
 REAL, CLASSIC, DUPLICATE = "real", "classic", "duplicate"
 METRICS = ("f1", "accuracy", "auc")
@@ -46,6 +47,10 @@ class CompareConfig:
     :ivar seed: drives classifiers, generators and draws; ``split_seed`` only the data's own split
         (validation/test carved from the source), so the test set never moves with ``seed``.
     :ivar keep_checkpoints: keep the classifiers of finished cells.
+    :ivar executor: where the cells train: ``local`` (this process) or ``ray`` (one Ray task per
+        cell; ``ray_address`` ``None`` starts Ray here, ``auto`` / ``HOST:PORT`` / ``ray://…``
+        joins a cluster; ``ray_gpus``: the share of a GPU each task asks for on ``cuda``). Not part
+        of the run's identity: a run may resume under another executor, with the same figures.
     """
 
     method: str
@@ -74,6 +79,9 @@ class CompareConfig:
     bad_images: str = "warn"
     keep_checkpoints: bool = False
     threads: int | None = None
+    executor: str = "local"
+    ray_address: str | None = None
+    ray_gpus: float | None = None
 
     def resolved_arms(self) -> list[str]:
         """The arm names with ``method`` replaced by the method's name (validated, in order)."""
@@ -127,3 +135,4 @@ class CompareConfig:
         self.resolved_arms()
         self.classic_config()
         self.ensemble_config()
+        check_executor_options(self.executor, self.ray_address, self.ray_gpus)
