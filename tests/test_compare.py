@@ -323,7 +323,7 @@ def test_resume_skips_finished_cells(tmp_path, splits, fake_method, monkeypatch)
     cfg = config(tmp_path, repeats=1)
     run_compare(cfg, splits=splits, plugins=fake_method)
     (tmp_path / "run" / "repeats" / "r000" / "arms" / "classic" / "metrics.json").unlink()
-    import lagaug.core.compare.run as compare_module
+    import lagaug.core.compare.cells as compare_module
 
     calls = []
     real_train = compare_module.train_ensemble

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from lagaug.cli.main import (
-    classifier_options, common_run_options, friendly_errors, pass_plugins, preset_help, set_option, threads_option,
-    use_threads,
+    classifier_options, common_run_options, executor_options, friendly_errors, pass_plugins, preset_help, set_option,
+    threads_option, use_threads,
 )
 from lagaug.cli.report import report_option, write_after_run
 
@@ -42,6 +42,7 @@ def list_plugins(plugins, as_json: bool, check: bool) -> None:
               help="Near-duplicate threshold of the gate: mean absolute pixel difference to the source (0..1).")
 @click.option("--ensemble", default=None, type=int, help=f"Classifiers per ensemble [{preset_help('members')}].")
 @classifier_options
+@executor_options
 @click.option("--generator", default=None, metavar="DIR", help="Use this saved generator instead of fitting one.")
 @set_option
 @click.option("--out", default=None, metavar="DIR", help="Run directory [lagaug-runs/METHOD-TIME].")
@@ -51,7 +52,8 @@ def list_plugins(plugins, as_json: bool, check: bool) -> None:
 @friendly_errors
 def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, image_size, seed, split_seed, device,
             bad_images, quiet, classes, include_synthetic, quality_gate, gate_distance, ensemble, preset, epochs,
-            classifier, classifier_aug, classifier_overrides, threads, generator, overrides, out, resume, report) -> None:
+            classifier, classifier_aug, classifier_overrides, threads, executor, ray_address, ray_gpus, generator,
+            overrides, out, resume, report) -> None:
     """Run the iterative hard-sample loop and report the metric per iteration."""
     import time
 
@@ -72,6 +74,7 @@ def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, imag
         classifier=classifier, classifier_aug=classifier_aug, classifier_set=parse_overrides(classifier_overrides),
         threads=use_threads(threads), generator=generator, set=parse_overrides(overrides), device=device,
         out=out, bad_images=bad_images, quality_gate=quality_gate, gate_distance=gate_distance,
+        executor=executor, ray_address=ray_address, ray_gpus=ray_gpus,
     )
     progress = Progress(quiet=quiet, console=render.console(stderr=True))
     result = run_augment(config, progress, resume=resume, plugins=plugins)

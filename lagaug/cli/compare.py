@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from lagaug.cli.main import (
-    classifier_options, common_run_options, friendly_errors, pass_plugins, preset_help, set_option, use_threads,
+    classifier_options, common_run_options, executor_options, friendly_errors, pass_plugins, preset_help, set_option,
+    use_threads,
 )
 from lagaug.cli.report import report_option, write_after_run
 
@@ -71,6 +72,7 @@ def results_table(result) -> None:
               help="Classical augmentation: rotation=20 shift_x=0.2 shift_y=0.2 zoom=0 hflip=false fill=border.")
 @common_run_options
 @classifier_options
+@executor_options
 @click.option("--members", default=None, type=int,
               help=f"Classifiers per arm and repeat (their mean is the cell) [{preset_help('members')}].")
 @click.option("--batch-size", default=None, type=int, help=f"Classifier batch size [{preset_help('batch_size')}].")
@@ -97,8 +99,9 @@ def results_table(result) -> None:
 @friendly_errors
 def compare(plugins, method, arms, repeats, train_size, proportional, val_fraction, test_size, synthetic_per_image,
             classic_overrides, data, unlabeled, image_size, seed, split_seed, device, bad_images, quiet, preset, epochs,
-            classifier, classifier_aug, classifier_overrides, threads, members, batch_size, lr, budget, overrides,
-            generator, generator_val, alpha, test_name, keep_checkpoints, gate_distance, out, resume, report) -> None:
+            classifier, classifier_aug, classifier_overrides, threads, executor, ray_address, ray_gpus, members,
+            batch_size, lr, budget, overrides, generator, generator_val, alpha, test_name, keep_checkpoints,
+            gate_distance, out, resume, report) -> None:
     """Train classifiers side by side on real, classic, synthetic (METHOD), classic+METHOD and
     duplicate training sets; report macro-F1 / accuracy / AUC with 95% intervals over repeats and
     paired significance tests."""
@@ -126,7 +129,8 @@ def compare(plugins, method, arms, repeats, train_size, proportional, val_fracti
         synthetic_per_image=synthetic_per_image, classic=parse_overrides(classic_overrides), preset=preset,
         ensemble=ensemble, budget=budget, set=parse_overrides(overrides), generator=generator, generator_val=generator_val, alpha=alpha, test=test_name, seed=seed, split_seed=split_seed,
         device=device, out=out, bad_images=bad_images, keep_checkpoints=keep_checkpoints,
-        threads=use_threads(threads), gate_distance=gate_distance,
+        threads=use_threads(threads), gate_distance=gate_distance, executor=executor, ray_address=ray_address,
+        ray_gpus=ray_gpus,
     )
     progress = Progress(quiet=quiet, console=render.console(stderr=True))
     result = run_compare(config, progress, resume=resume, plugins=plugins)

@@ -118,6 +118,24 @@ def threads_option(func):
                              "for the same count.")(func)
 
 
+def executor_options(func):
+    """Where ``augment``'s members and ``compare``'s cells train (shared by both commands)."""
+    options = [
+        click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+                     help="local: in this process; ray: each ensemble member (augment) or cell (compare) is one "
+                          'Ray task (needs pip install "lagaug[ray]"). Same seed, same results either way.'),
+        click.option("--ray-address", default=None, metavar="ADDR",
+                     help="With --executor ray: auto, HOST:PORT or ray://HOST:PORT joins a running cluster "
+                          "[none: start Ray on this machine]."),
+        click.option("--ray-gpus", default=None, type=float, metavar="SHARE",
+                     help="With --executor ray and a CUDA --device: the GPU share each task asks for, e.g. 0.25 "
+                          "[1]."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def use_threads(threads: int | None) -> int:
     """Set torch's thread count before any work (``None``: the cores this process may use)."""
     from lagaug.core.threads import apply_threads, check_threads, default_threads

@@ -30,6 +30,7 @@ import torch
 from lagaug.core.data.dataset import DataSplits, ImageSet
 from lagaug.core.ensemble import EnsembleConfig, chance_warning, check_classifier_name, resolve_ensemble_config, train_ensemble
 from lagaug.core.errors import CheckpointError, ConfigError, PluginWarning
+from lagaug.core.executor import Executor, check_executor_options, job_resources, make_executor
 from lagaug.core.generators import fit_generator, load_generator, method_config, synthesize
 from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext, Synthesis, read_generator_meta
 from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
@@ -53,7 +54,9 @@ class AugmentConfig:
 
     ``seed`` drives every random choice of the run (classifier and generator initialisation,
     sampling); ``split_seed`` only how validation/test images are carved from the data (and the
-    embedded data itself), so changing ``seed`` never moves the test split.
+    embedded data itself), so changing ``seed`` never moves the test split. ``executor`` (``local``
+    or ``ray``, with ``ray_address`` and ``ray_gpus``) only says where the members train: a run may
+    resume under another executor and gives the same figures.
     """
 
     method: str
@@ -85,6 +88,9 @@ class AugmentConfig:
     def gate(self) -> GateConfig | None:
         """The quality gate's settings, or ``None`` when it is off."""
         return GateConfig(min_distance=self.gate_distance) if self.quality_gate else None
+    executor: str = "local"
+    ray_address: str | None = None
+    ray_gpus: float | None = None
 
     def ensemble_config(self) -> EnsembleConfig:
         """The preset with ``--ensemble``, ``--epochs``, ``--classifier``, ``--classifier-aug`` and
@@ -105,6 +111,7 @@ class AugmentConfig:
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
         GateConfig(min_distance=self.gate_distance)  # checks --gate-distance
+        check_executor_options(self.executor, self.ray_address, self.ray_gpus)
 
 
 @dataclass
@@ -162,6 +169,7 @@ class Loop:
         self.pm = plugins_or_default(plugins)
         self.device = resolve_device(config.device)
         self.ens_cfg = config.ensemble_config()
+        self.executor: Executor | None = None
         self.hardness: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # it -> (scores, mean probs)
         self.ensembles: dict[int, Any] = {}  # it -> the iteration's trained ensemble (label fidelity)
 
@@ -195,6 +203,8 @@ class Loop:
             method_cls.check_train(method_cfg, train)
         identity = {"data": splits_fingerprint(self.splits), "unlabeled": pool_fingerprint(self.splits.unlabeled),
                     "generator": generator_fingerprint(cfg.generator)}
+        self.executor = make_executor(cfg.executor, cfg.ray_address,  # an unreachable cluster: before any write
+                                      job_resources(cfg.threads, self.device.type, cfg.ray_gpus))
         self.run.start(dataclasses.asdict(cfg), self.resume, identity)
         self.run.write_data_summary(self.splits.summary())
         self.progress.log(self.splits.counts_line())
@@ -227,7 +237,7 @@ class Loop:
                 train, self.splits.val, self.ens_cfg, stage_generator(self.cfg.seed, "ensemble"),
                 device=self.device, progress=self.progress,
                 checkpoint_dir=self.run.iteration_dir(it) / "ensemble", label=f"iteration {it}: ensemble",
-                orientation_invariant=self.splits.extra.get("orientation_invariant"),
+                orientation_invariant=self.splits.extra.get("orientation_invariant"), executor=self.executor,
             )}
         return self.ensembles[it]
 
@@ -244,8 +254,9 @@ class Loop:
             **self.paired_deltas(it, result["per_member"]),
             **({} if quality is None else {"synthetic_quality": quality}),
             "per_member": result["per_member"],
-            "members": [{k: h.get(k) for k in ("seed", "kept_epoch", "kept_because", "balance", "aug")}
-                        for h in ensemble.history],
+            "members": [{k: h.get(k) for k in ("seed", "kept_epoch", "kept_because", "balance", "aug", "node", "node_id")
+                         if k in h} for h in ensemble.history],
+            "executor": self.executor.name,
         }
         if it == 0:
             warning = chance_warning(result, self.splits.test.labels)
@@ -345,11 +356,13 @@ class Loop:
 
     # -- the whole run -------------------------------------------------------------------------
     def execute(self) -> AugmentResult:
-        self.prepare()
         try:
+            self.prepare()
             return self._run()
         finally:
             self.run.release_lock()
+            if self.executor is not None:
+                self.executor.close()
 
     def _run(self) -> AugmentResult:
         method = self.generator()

@@ -9,6 +9,7 @@ from lagaug.core.classic import ClassicConfig
 from lagaug.core.config import config_from_dict
 from lagaug.core.classifier.config import EnsembleConfig, resolve_ensemble_config
 from lagaug.core.errors import ConfigError
+from lagaug.core.executor import check_executor_options
 
 REAL, CLASSIC, DUPLICATE = "real", "classic", "duplicate"
 GATE = "gate"  # METHOD+gate: the METHOD arm's images less those the quality gate drops
@@ -52,6 +53,10 @@ class CompareConfig:
     :ivar seed: drives classifiers, generators and draws; ``split_seed`` only the data's own split
         (validation/test carved from the source), so the test set never moves with ``seed``.
     :ivar keep_checkpoints: keep the classifiers of finished cells.
+    :ivar executor: where the cells train: ``local`` (this process) or ``ray`` (one Ray task per
+        cell; ``ray_address`` ``None`` starts Ray here, ``auto`` / ``HOST:PORT`` / ``ray://…``
+        joins a cluster; ``ray_gpus``: the share of a GPU each task asks for on ``cuda``). Not part
+        of the run's identity: a run may resume under another executor, with the same figures.
     """
 
     method: str
@@ -82,6 +87,9 @@ class CompareConfig:
     keep_checkpoints: bool = False
     threads: int | None = None
     gate_distance: float = 0.01
+    executor: str = "local"
+    ray_address: str | None = None
+    ray_gpus: float | None = None
 
     def resolved_arms(self) -> list[str]:
         """The arm names with ``method`` replaced by the method's name (validated, in order)."""
@@ -144,3 +152,4 @@ class CompareConfig:
         GateConfig(min_distance=self.gate_distance)
         self.classic_config()
         self.ensemble_config()
+        check_executor_options(self.executor, self.ray_address, self.ray_gpus)

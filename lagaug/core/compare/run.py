@@ -15,11 +15,16 @@ Run directory (``RUN`` is ``out``)::
     RUN/results.csv, results.md, results.json, comparisons.csv, results.png
 
 Every file is written atomically; ``resume=True`` redoes nothing that finished.
+
+Each cell is one job of the run's executor (:mod:`lagaug.core.executor`; :mod:`.cells`): in this
+process, or as a Ray task while the driver goes on to the next repeat's generator. The driver
+alone writes the run directory, as each cell finishes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import shutil
@@ -30,13 +35,15 @@ from pathlib import Path
 import torch
 
 from lagaug.core.classic import ClassicAugment
-from lagaug.core.compare.config import CLASSIC, DUPLICATE, METRICS, REAL, CompareConfig
-from lagaug.core.compare.draws import carve_validation, draw_subset, ids_digest
+from lagaug.core.compare.cells import CellSpec, arm_size, arm_training_set, cell_job
+from lagaug.core.compare.config import CLASSIC, DUPLICATE, REAL, CompareConfig
+from lagaug.core.compare.draws import carve_validation, draw_subset
 from lagaug.core.compare.report import write_results
 from lagaug.core.compare.summary import summarise_cells
 from lagaug.core.data.dataset import DataSplits, ImageSet
 from lagaug.core.ensemble import EnsembleConfig, check_classifier_input, steps_per_epoch, train_ensemble
 from lagaug.core.errors import ConfigError, DataError
+from lagaug.core.executor import Executor, job_resources, make_executor, node_label
 from lagaug.core.generators import fit_generator, load_generator, method_config, synthesize
 from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext
 from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
@@ -76,6 +83,7 @@ class Compare:
         self.ens_cfg = config.ensemble_config()
         self.classic = ClassicAugment(config.classic_config())
         self.needs_method = any(a in config.method_arms() for a in self.arms)
+        self.executor: Executor | None = None
 
     # -- set-up --------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -111,6 +119,8 @@ class Compare:
             self.loaded = load_generator(cfg.generator, expect_method=cfg.method, plugins=self.pm)
         identity = {"data": splits_fingerprint(self.splits), "unlabeled": pool_fingerprint(self.splits.unlabeled),
                     "generator": generator_fingerprint(cfg.generator)}
+        self.executor = make_executor(cfg.executor, cfg.ray_address,  # an unreachable cluster: before any write
+                                      job_resources(cfg.threads, self.device.type, cfg.ray_gpus))
         self.run.start(dataclasses.asdict(cfg), self.resume, identity)
         self.run.write_data_summary(self.splits.summary())
         self.progress.log(self.splits.counts_line())
@@ -213,7 +223,8 @@ class Compare:
                                   stage_generator(self.cfg.seed, "reference", r), device=self.device,
                                   progress=self.progress, checkpoint_dir=self.repeat_dir(r) / "reference",
                                   label=f"repeat {r}: reference classifier",
-                                  orientation_invariant=self.splits.extra.get("orientation_invariant"))
+                                  orientation_invariant=self.splits.extra.get("orientation_invariant"),
+                                  executor=self.executor)
         return ensemble_classifier(ensemble)
 
     def write_preview(self, r: int, train: ImageSet, synth) -> None:
@@ -233,56 +244,61 @@ class Compare:
     def arm_set(self, arm: str, train: ImageSet, extra: ImageSet | None, dup_sources: list[int],
                 kept: ImageSet | None = None) -> ImageSet:
         """The training set of ``arm`` in one repeat."""
-        if arm in (REAL, CLASSIC):
-            return train
-        if arm == self.cfg.gated_arm():
-            return train.concat(kept)
-        if arm in self.cfg.method_arms():
-            return train.concat(extra)
-        copies = train.subset(dup_sources)  # DUPLICATE: copies of the source images, real images
-        copies.ids = [f"duplicate/{j:05d}" for j in range(len(copies))]
-        copies.sources = [(train.ids[i],) for i in dup_sources]
-        return train.concat(copies)
+        return arm_training_set(arm, self.cfg.method_arms(), train, extra, dup_sources, self.cfg.gated_arm(), kept)
 
-    def run_cell(self, r: int, arm: str, train: ImageSet, val: ImageSet, data: ImageSet) -> dict:
-        """Train and evaluate the classifiers of ``arm`` (training set ``data``, made from the
-        repeat's ``train``) in repeat ``r``; write and return the cell's metrics."""
+    def submit_cell(self, r: int, arm: str, data: dict, overall) -> None:
+        """Hand the cell ``(r, arm)`` to the executor; :meth:`cell_done` records it when it finishes.
+        ``data``: the repeat's images, each put to the executor once (``train``, ``val``, ``extra``,
+        ``kept``, ``dup``) and their sizes (``n_train``, ``n_data``)."""
         folder = self.cell_dir(r, arm)
-        start = time.perf_counter()
-        ens_cfg = self.arm_ensemble_config(train, data)
-        ensemble = train_ensemble(
-            data, val if len(val) else None, ens_cfg, stage_generator(self.cfg.seed, "ensemble", r),
-            device=self.device, progress=self.progress,
-            transform=self.classic if arm.startswith(CLASSIC) else None,
-            checkpoint_dir=folder / "ensemble", label=f"repeat {r}: {arm}",
-            orientation_invariant=self.splits.extra.get("orientation_invariant"),
+        local = self.executor.in_process
+        spec = CellSpec(r, arm, self.cfg.method_arms(), self.arm_ensemble_config(data["n_train"], data["n_data"][arm]),
+                        self.cfg.seed, self.executor.job_device(self.device), self.classic,
+                        self.splits.extra.get("orientation_invariant"), gated_arm=self.cfg.gated_arm(),
+                        return_members=self.cfg.keep_checkpoints and not local)
+        finished = None if local else self.finished_members(folder / "ensemble")
+        overall.set_status(f"repeat {r}: {arm}" if local else f"repeat {r}: cells on {self.executor.describe()}")
+        self.executor.submit(
+            cell_job, spec, data["train"], data["val"], data["extra"], data["dup"], self.test_ref, finished,
+            data["kept"], name=f"lagaug cell r{r} {arm}", on_done=functools.partial(self.cell_done, r, arm, overall),
+            inproc={"progress": self.progress, "checkpoint_dir": folder / "ensemble"},
         )
-        result = ensemble.evaluate(self.test)
-        cell = {
-            "repeat": r, "arm": arm, "train_size": len(data), "real": len(train), "added": len(data) - len(train),
-            "val_size": len(val), "test_size": len(self.test),
-            "train_ids": ids_digest(train.ids), "val_ids": ids_digest(val.ids),
-            "epochs": ens_cfg.epochs, "member_seeds": [h["seed"] for h in ensemble.history],
-            "kept_epochs": [h.get("kept_epoch") for h in ensemble.history],
-            **{k: result[f"{k}_mean"] for k in METRICS},
-            "per_member": result["per_member"],
-            "seconds": round(time.perf_counter() - start, 2),
-        }
+
+    def cell_done(self, r: int, arm: str, overall, result: dict, node: dict) -> None:
+        """Write a finished cell (the driver's side of :func:`~lagaug.core.compare.cells.cell_job`)."""
+        from lagaug.core.classifier.ensemble import save_member
+
+        folder = self.cell_dir(r, arm)
+        for i, (state, record) in enumerate(result["members"] or []):
+            path = folder / "ensemble" / f"member_{i:02d}.safetensors"
+            if not path.exists():
+                save_member(path, state, {**record, **node})
+        cell = {**result["cell"], **node, "executor": self.executor.name}
         atomic_write_json(folder / "metrics.json", cell)
         if not self.cfg.keep_checkpoints:
             shutil.rmtree(folder / "ensemble", ignore_errors=True)
-        return cell
+        overall.advance(1, status=f"repeat {r}: {arm} done on {node_label(node)}")
+        self.write_cells()
 
-    def arm_ensemble_config(self, train: ImageSet, data: ImageSet) -> EnsembleConfig:
-        """The classifier settings of one arm: ``epochs`` as given, or (``budget="steps"``) scaled
-        so that the arm gets the optimisation steps of ``epochs`` passes over the largest arm."""
+    @staticmethod
+    def finished_members(folder: Path) -> dict[int, tuple[dict, dict]] | None:
+        """Members an interrupted in-process cell saved (index -> weights, record), for a task."""
+        from lagaug.core.classifier.ensemble import read_member
+
+        paths = sorted(folder.glob("member_*.safetensors")) if folder.is_dir() else []
+        return {int(p.stem.split("_")[1]): read_member(p) for p in paths} or None
+
+    def arm_ensemble_config(self, n_train: int, n_data: int) -> EnsembleConfig:
+        """The classifier settings of one arm (``n_data`` images, made from ``n_train`` real ones):
+        ``epochs`` as given, or (``budget="steps"``) scaled so that the arm gets the optimisation
+        steps of ``epochs`` passes over the largest arm."""
         cfg = self.ens_cfg
         if self.cfg.budget == "epochs":
             return cfg
         grows = any(a not in (REAL, CLASSIC) for a in self.arms)
-        largest = len(train) + (int(round(self.cfg.synthetic_per_image * len(train))) if grows else 0)
+        largest = n_train + (int(round(self.cfg.synthetic_per_image * n_train)) if grows else 0)
         steps = steps_per_epoch(largest, cfg) * cfg.epochs
-        return dataclasses.replace(cfg, epochs=math.ceil(steps / steps_per_epoch(len(data), cfg)))
+        return dataclasses.replace(cfg, epochs=math.ceil(steps / steps_per_epoch(n_data, cfg)))
 
     # -- paths ---------------------------------------------------------------------------------
     def repeat_dir(self, r: int) -> Path:
@@ -297,27 +313,33 @@ class Compare:
 
     # -- the whole run -------------------------------------------------------------------------
     def execute(self) -> CompareResult:
-        self.prepare()
         try:
+            self.prepare()
             return self._run()
         finally:
             self.run.release_lock()
+            if self.executor is not None:
+                self.executor.close()
 
     def _run(self) -> CompareResult:
         cfg = self.cfg
         total = cfg.repeats * len(self.arms)
+        self.test_ref = self.executor.put(self.test)  # once for every cell
         with self.progress.task(f"compare: {cfg.repeats} repeats x {len(self.arms)} arms", total) as overall:
             for r in range(cfg.repeats):
                 todo = [a for a in self.arms if self.cell(r, a) is None]
                 overall.advance(len(self.arms) - len(todo))
                 if todo:
                     self.run_repeat(r, todo, overall)
+                self.executor.poll()
+            self.executor.wait()
         cells = self.write_cells()
         rows, comparisons = summarise_cells(cells, self.arms, cfg.method, cfg.test, cfg.alpha)
         write_results(self.run.root, rows, comparisons, cells, cfg)
         return CompareResult(self.run.root, cells, rows, comparisons, cfg)
 
     def run_repeat(self, r: int, todo: list[str], overall) -> None:
+        """The repeat's split and synthetic images (here, on the driver), then one job per cell."""
         train, val = self.split(r)
         atomic_write_json(self.repeat_dir(r) / "split.json", {"train": train.ids, "val": val.ids})
         extra, kept, dup = None, None, []
@@ -327,11 +349,13 @@ class Compare:
             dup = [index[s[0]] for s in extra.sources]
         elif DUPLICATE in todo:
             dup = self.plan_sources(train, r).tolist()
+        put = self.executor.put
+        data = {"train": put(train), "val": put(val), "extra": None if extra is None else put(extra), "dup": dup,
+                "kept": None if kept is None else put(kept), "n_train": len(train),
+                "n_data": {a: arm_size(a, self.cfg.method_arms(), train, extra, dup, self.cfg.gated_arm(), kept)
+                           for a in todo}}
         for arm in todo:
-            overall.set_status(f"repeat {r}: {arm}")
-            self.run_cell(r, arm, train, val, self.arm_set(arm, train, extra, dup, kept))
-            overall.advance(1)
-            self.write_cells()
+            self.submit_cell(r, arm, data, overall)
 
     def all_cells(self) -> list[dict]:
         return [c for r in range(self.cfg.repeats) for a in self.arms if (c := self.cell(r, a)) is not None]
