@@ -129,13 +129,14 @@ def test_list_plugins_table_shows_errors(plugin_site, monkeypatch):
     assert "broken" in result.output and "boom at import" in result.output
 
 
-def test_help_and_list_plugins_import_no_torch(example_plugin):
+def test_help_and_list_plugins_import_no_torch_nor_ray(example_plugin):
     code = ("import sys\nfrom lagaug.cli.main import main\n"
-            "for args in (['--help'], ['list-plugins']):\n"
+            "for args in (['--help'], ['list-plugins'], ['augment', '--help'], ['compare', '--help']):\n"
             "    try:\n        main(args)\n    except SystemExit as e:\n        assert e.code == 0, e.code\n"
-            "print('torch' in sys.modules)")
+            "print('torch' in sys.modules, 'ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "jitter" in out.stdout and out.stdout.strip().splitlines()[-1] == "False"
+    assert "jitter" in out.stdout and "--executor" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "False False"
 
 
 def test_nothing_builds_a_manager_at_import_and_each_call_gets_its_own(example_plugin):
