@@ -76,3 +76,23 @@ def test_ray_addresses_use_rays_default_ports(address, expected):
     from lagaug.core.executor.ray_backend import host_port
 
     assert host_port(address) == expected
+
+
+def test_a_runs_threads_hold_for_the_run_and_are_restored_after(monkeypatch):
+    import os
+
+    import torch
+
+    from lagaug.core.threads import threads_for_run
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with threads_for_run(1):
+            assert torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
+        assert torch.get_num_threads() == 2 and os.environ["OMP_NUM_THREADS"] == "2"
+        with threads_for_run(None):
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -356,9 +356,12 @@ class Loop:
 
     # -- the whole run -------------------------------------------------------------------------
     def execute(self) -> AugmentResult:
+        from lagaug.core.threads import threads_for_run
+
         try:
-            self.prepare()
-            return self._run()
+            with threads_for_run(self.cfg.threads):
+                self.prepare()
+                return self._run()
         finally:
             self.run.release_lock()
             if self.executor is not None:

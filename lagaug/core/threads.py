@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lagaug.core.errors import ConfigError
@@ -69,3 +71,25 @@ def apply_threads(n: int) -> int:
         pass
     os.environ["OMP_NUM_THREADS"] = str(n)
     return before
+
+
+@contextmanager
+def threads_for_run(n: int | None) -> Iterator[None]:
+    """Run the body with torch at ``n`` threads (``None``: leave the count as it is) and restore
+    the previous count after — what ``AugmentConfig.threads`` / ``CompareConfig.threads`` mean
+    when lagaug is used from Python, where the CLI's ``--threads`` handling does not run."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    env = os.environ.get("OMP_NUM_THREADS")
+    before = apply_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        if env is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = env
