@@ -222,6 +222,10 @@ def test_results_files_have_the_expected_columns(finished):
     md = (root / "results.md").read_text()
     assert "| arm |" in md and "exact Wilcoxon signed-rank" in md and "Holm" in md
     assert "fake vs duplicate | primary | macro-F1" in md and "classic+fake vs classic | primary" in md
+    for line in md.splitlines():  # a star marks a corrected p below alpha, never a raw p
+        if " vs " in line and line.startswith("| "):
+            raw, holm, significant = [x.strip() for x in line.strip("|").split("|")[-3:]]
+            assert not raw.endswith("*") and holm.endswith("*") == (significant == "yes"), line
     # the report states the validation actually carved (1 of 8 per class: 3 of 24), from the cells
     assert "21 per repeat after validation was carved: 3 validation images" in md
     assert json.loads((root / "config.json").read_text())["method"] == "fake"

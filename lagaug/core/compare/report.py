@@ -77,7 +77,7 @@ def results_markdown(rows: list[dict], comparisons: list[dict], cfg: CompareConf
     for c in comparisons:
         lines.append(f"| {c['arm']} vs {c['baseline']} | {c['family']} | {METRIC_NAMES[c['metric']]} | "
                      f"{signed_pct(c['delta'], c['delta_ci'])} | "
-                     f"{p_text(c['p'], 1.0)} | {p_text(c['p_holm'], cfg.alpha)} | {'yes' if c['significant'] else 'no'} |")
+                     f"{p_text(c['p'], 0.0)} | {p_text(c['p_holm'], cfg.alpha)} | {'yes' if c['significant'] else 'no'} |")
     split = (f"a fresh draw of {cfg.train_size} images per repeat" if cfg.train_size
              else "the source's training split")
     lines += [
