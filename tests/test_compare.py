@@ -424,11 +424,20 @@ def test_a_saved_generator_serves_every_repeat_without_fitting(tmp_path, pm, mon
 
     splits = DataSplits(image_set(60, "train", 0), image_set(0, "val", 1), image_set(30, "test", 2))
     gen = fit_generator("fake", splits, out=tmp_path / "gen", plugins=pm)
-    fits = []
+    fits, learned = [], []
     monkeypatch.setattr(FakeMethod, "fit", lambda self, *a, **k: fits.append(1) or {})
+    real_resample = FakeMethod.resample
+
+    def resample(self, latents, ctx):  # a stage that learns something lazily and keeps it
+        learned.append(getattr(self, "learned", 0))
+        self.learned = 1
+        return real_resample(self, latents, ctx)
+
+    monkeypatch.setattr(FakeMethod, "resample", resample)
     result = run_compare(config(tmp_path, arms=["real", "method"], generator=str(tmp_path / "gen")), splits=splits,
                          plugins=pm)
     assert fits == [] and len(result.cells) == 4
+    assert learned and set(learned) == {0}  # every repeat starts from the saved generator, not the last repeat's
     assert not (result.run_dir / "repeats" / "r000" / "generator").exists()
     assert gen.name == "fake"
     with pytest.raises(ConfigError, match="was started with other generator"):

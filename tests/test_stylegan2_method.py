@@ -193,4 +193,14 @@ def test_provenance_from_the_pool_and_class_directions_fitted_lazily_from_it(fit
         bare.resample(latents, ctx(direction="class"))
     moved = bare.resample(latents, c)  # fits them on the pool's images first
     assert bare.state["class_directions"]["images"] == 24 and len(moved) == 6
+    # fitted with class_proj_steps=0 (DAPPER's source-set fit): the lazy fit projects with
+    # proj_steps instead of leaving every image at the mean w, and the moves are real
+    zero = copy.deepcopy(bare)
+    del zero.state["class_directions"]
+    zero.stats.class_present.zero_()
+    z = ctx(1, variants=2, direction="class", class_proj_steps=0, proj_steps=6)
+    z.pool, z.batch_index = train, rows
+    moved = zero.resample(latents, z)
+    assert zero.state["class_directions"]["projection_steps"] == 6
+    assert bool((moved.codes["move_norm"] > 0).all())
     assert moved.source.reshape(6, -1)[:, 0].tolist() == [0, 0, 3, 3, 5, 5]

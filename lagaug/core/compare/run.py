@@ -23,6 +23,7 @@ alone writes the run directory, as each cell finishes.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import json
@@ -169,7 +170,10 @@ class Compare:
 
     def generator(self, r: int, train: ImageSet, val: ImageSet) -> GeneratorMethod:
         if self.loaded is not None:
-            return self.loaded
+            # a fresh copy per repeat: what a stage learns lazily (e.g. stylegan2's class
+            # directions, fitted on the repeat's images) must not carry into the next repeat,
+            # or a resumed run would differ from an uninterrupted one
+            return copy.deepcopy(self.loaded)
         folder = self.repeat_dir(r) / "generator"
         if (folder / GENERATOR_JSON).exists():
             return load_generator(folder, expect_method=self.cfg.method, plugins=self.pm)

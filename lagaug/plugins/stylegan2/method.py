@@ -356,15 +356,15 @@ class StyleGAN2Method(GeneratorMethod):
         return {"w_spread": spread,
                 "pca_explained": [float(v) ** 2 / total_var for v in stds] if total_var > 0 else []}
 
-    def fit_class_directions(self, train, ctx) -> dict[str, Any]:
+    def fit_class_directions(self, train, ctx, steps_key: str = "class_proj_steps") -> dict[str, Any]:
         """Project images of ``train`` (an ImageSet; at most ``class_max_images`` per class, drawn
-        from ``ctx.generator``; ``class_proj_steps`` steps, in W) and fit one linear classifier per
+        from ``ctx.generator``; ``steps_key`` steps, in W) and fit one linear classifier per
         class on their latents (InterFaceGAN)."""
         if self.num_classes < 2:
             return {}
         self._check_set(train, "class-direction images")
         dev = torch.device(ctx.device)
-        options = self._projection_options(ctx, "class_proj_steps")
+        options = self._projection_options(ctx, steps_key)
         options.w_plus = False
         labels = train.targets().argmax(1)
         cap = int(self._option(ctx, "class_max_images"))
@@ -494,7 +494,10 @@ class StyleGAN2Method(GeneratorMethod):
             return
         pool = getattr(ctx, "pool", None)  # the images the batch was drawn from, when the core gives them
         if pool is not None and len(pool) and self.num_classes >= 2:
-            self.fit_class_directions(pool, ctx)
+            # a generator fitted with class_proj_steps=0 still needs projected images here: with
+            # 0 steps every image would sit at the mean w and no direction could be fitted
+            key = "class_proj_steps" if self._option(ctx, "class_proj_steps") > 0 else "proj_steps"
+            self.fit_class_directions(pool, ctx, key)
             return
         raise ConfigError("--set direction=class: this stylegan2 generator has no class directions "
                           "(fitted with class_proj_steps=0, or imported); use direction=random or pca, "
