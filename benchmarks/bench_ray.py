@@ -40,10 +40,18 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2, help="Ray nodes of one CPU each")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per member, local and on Ray")
+    ap.add_argument("--niceness", type=int, default=0, help="Ray workers' niceness (Ray's own default: 15)")
     args = ap.parse_args()
+
+    import os
 
     import ray
     from ray.cluster_utils import Cluster
+
+    # Ray's workers run at nice 15 by default: beside any other busy process they get a fraction
+    # of a core. --niceness 0 (the default here, and what lagaug's own local instance uses)
+    # compares the executors at equal priority; --niceness 15 shows Ray's default.
+    os.environ["RAY_worker_niceness"] = str(args.niceness)
 
     apply_threads(args.threads)
     splits = load_data(args.data, image_size=args.image_size)
@@ -66,7 +74,7 @@ def main() -> None:
         signal.signal(signal.SIGTERM, previous)
     same = all(torch.equal(a[k], b[k]) for a, b in zip(local_w, ray_w) for k in a)
     print(f"{args.members} members x {args.epochs} epochs of {cfg.classifier}, {len(splits.train)} training images "
-          f"at {args.image_size} px, {args.threads} torch thread(s) per member")
+          f"at {args.image_size} px, {args.threads} torch thread(s) per member, Ray workers at nice {args.niceness}")
     print(f"local executor (one after another):       {local_s:8.1f} s")
     print(f"Ray, {args.workers} one-CPU nodes on this machine:    {ray_s:8.1f} s   (cluster start-up {startup:.1f} s, "
           "not included)")

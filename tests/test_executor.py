@@ -96,3 +96,21 @@ def test_a_runs_threads_hold_for_the_run_and_are_restored_after(monkeypatch):
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not HAS_RAY, reason='needs the extra: pip install "lagaug[ray]"')
+def test_the_ray_instance_lagaug_starts_runs_tasks_at_normal_priority(monkeypatch):
+    """Ray's default worker niceness (15) starves tasks beside any busy process; lagaug's own
+    instance runs them at the driver's priority, and then lets go of it."""
+    import os
+
+    import ray
+
+    monkeypatch.delenv("RAY_worker_niceness", raising=False)
+    assert not ray.is_initialized()
+    seen = []
+    with make_executor("ray", resources=job_resources(1, "cpu", None)) as ex:
+        ex.submit(os.nice, 0, name="nice", on_done=lambda result, node: seen.append((result, node)))
+        ex.wait()
+    assert seen[0][0] == os.nice(0) and "node_id" in seen[0][1]
+    assert not ray.is_initialized() and "RAY_worker_niceness" not in os.environ

@@ -11,10 +11,13 @@ collects the tasks that have already finished, then cancels the rest.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import ray
@@ -157,7 +160,12 @@ def connect(address: str | None, timeout: float) -> None:
     previous = signal.getsignal(signal.SIGTERM)
     try:
         if address is None:
-            ray.init(address="local", **options)  # never a cluster that happens to run on this machine
+            # Ray starts its workers at nice 15; beside any other busy process they then get a
+            # fraction of a core (a member trained 8x slower on a shared 2-core machine). The
+            # instance lagaug starts for itself runs them at normal priority, unless the user
+            # set RAY_worker_niceness.
+            with _env_default("RAY_worker_niceness", "0"):
+                ray.init(address="local", **options)  # never a cluster that happens to run on this machine
         else:
             if address != "auto":
                 probe(address, min(5.0, timeout))
@@ -165,6 +173,19 @@ def connect(address: str | None, timeout: float) -> None:
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)  # Ray's own handler would skip lagaug's resume hint
+
+
+@contextmanager
+def _env_default(name: str, value: str) -> Iterator[None]:
+    """``os.environ[name]`` set to ``value`` for the body unless it is set already."""
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 def probe(address: str, timeout: float) -> None:
