@@ -21,7 +21,7 @@ from lagaug.plugins.aae_mixup.training import disc_accuracy, encode_all, recon_e
 SIZE = 16
 CLASSES = ["row", "column"]
 LEARN = dict(latent_dim=4, width=8, disc_hidden=32, epochs=1, min_steps=500, batch_size=32)
-TINY = dict(latent_dim=2, width=4, disc_hidden=8, epochs=1, min_steps=6, batch_size=8)
+TINY = dict(latent_dim=2, width=4, disc_hidden=8, epochs=1, min_steps=6, batch_size=8, restarts=0)  # too short to judge
 
 
 def bars(n_per_class: int, seed: int, classes: int = 2) -> ImageSet:
@@ -346,3 +346,36 @@ def test_an_unfitted_generator_says_so():
     method = AAEMixupMethod(AAEMixupConfig(**TINY), (1, SIZE, SIZE), CLASSES)
     with pytest.raises(ConfigError, match=r"aae-mixup: the generator is not fitted; fit it first"):
         method.encode(torch.zeros(1, 1, SIZE, SIZE), torch.tensor([[1.0, 0.0]]), stage_ctx(None, [0]))
+
+
+def test_a_collapsed_fit_is_fitted_again_and_an_unrecoverable_one_is_said(train, monkeypatch):
+    """A fit whose decoder collapsed (every code decodes to black, as one MNIST fit in 15 did) is
+    thrown away and fitted again from a fresh start; when every attempt fails it is kept, flagged
+    and warned about."""
+    import lagaug.plugins.aae_mixup.method as module
+
+    real = module.train_epochs
+    calls = []
+
+    def sometimes_collapsing(trainer, *args, **kwargs):
+        out = real(trainer, *args, **kwargs)
+        calls.append(1)
+        if len(calls) in collapse_on:  # what a collapse leaves: a decoder that outputs zeros
+            with torch.no_grad():
+                for p in trainer.model.parameters():
+                    p.zero_()
+        return out
+
+    monkeypatch.setattr(module, "train_epochs", sometimes_collapsing)
+    collapse_on = {1}
+    healthy = fit(train, restarts=2)  # LEARN: the settings that learn at test size
+    assert len(calls) == 2 and healthy.fit_metrics["restarts"] == 1 and not healthy.fit_metrics["collapsed"]
+    assert healthy.fit_metrics["recon"] < 0.25 * healthy.fit_metrics["recon_untrained"]
+    assert len(healthy.fit_metrics["collapsed_recon"]) == 1
+
+    calls.clear()
+    collapse_on = {1, 2}
+    with pytest.warns(UserWarning, match=r"aae-mixup: the autoencoder's reconstruction error stayed at .* in 2 "
+                                         r"fit\(s\): it collapsed or is under-trained"):
+        broken = fit(train, restarts=1)
+    assert len(calls) == 2 and broken.fit_metrics["collapsed"]

@@ -2,7 +2,7 @@
 
 from lagaug.testing import MethodContract
 
-TINY = {"latent_dim": 2, "width": 4, "disc_hidden": 8, "epochs": 1, "min_steps": 6, "batch_size": 8}
+TINY = {"latent_dim": 2, "width": 4, "disc_hidden": 8, "epochs": 1, "min_steps": 6, "batch_size": 8, "restarts": 0}
 
 
 class TestAAEMixupContract(MethodContract):
