@@ -118,9 +118,10 @@ class VQVAE2Config:
                 raise ConfigError(f"--set {name}={getattr(self, name)}: must be odd")
         if self.recon_loss not in ("l1", "mse"):
             raise ConfigError(f"--set recon_loss={self.recon_loss!r}: expected l1 or mse")
-        if self.bottom_stride not in (2, 4):
+        if self.bottom_stride not in (1, 2, 4):
             raise ConfigError(f"--set bottom_stride={self.bottom_stride}: expected 4 (bottom map 1/4 of the "
-                              "image, the reference) or 2 (1/2: finer detail, four times the positions)")
+                              "image, the reference), 2 (1/2: finer detail, four times the positions) or 1 "
+                              "(the image's own resolution: 1-px structure, sixteen times the positions)")
         if self.border not in ("replicate", "zero"):
             raise ConfigError(f"--set border={self.border!r}: expected replicate or zero")
         if self.codebook_restart < 0:

@@ -174,8 +174,11 @@ class Encoder(nn.Module):
         elif stride == 2:
             layers = [conv(cin, channel // 2, 4, 2, 1), nn.ReLU(),
                       conv(channel // 2, channel, 3, padding=1)]
+        elif stride == 1:
+            layers = [conv(cin, channel // 2, 3, padding=1), nn.ReLU(),
+                      conv(channel // 2, channel, 3, padding=1)]
         else:
-            raise ValueError(f"encoder stride must be 2 or 4, got {stride}")
+            raise ValueError(f"encoder stride must be 1, 2 or 4, got {stride}")
         layers += [ResBlock(channel, res_channel) for _ in range(n_res_block)]
         self.blocks = nn.Sequential(*layers, nn.ReLU())
 
@@ -196,8 +199,10 @@ class Decoder(nn.Module):
             layers += [upconv(channel, channel // 2), nn.ReLU(), upconv(channel // 2, cout)]
         elif stride == 2:
             layers.append(upconv(channel, cout))
+        elif stride == 1:
+            layers.append(conv(channel, cout, 3, padding=1))
         else:
-            raise ValueError(f"decoder stride must be 2 or 4, got {stride}")
+            raise ValueError(f"decoder stride must be 1, 2 or 4, got {stride}")
         self.blocks = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
