@@ -8,7 +8,7 @@ with :func:`lagaug.plugins.stylegan2.importer.import_reference`.
 Modules: ``ops`` (FIR up/down-sampling, fused leaky ReLU), ``networks`` (generator,
 discriminator), ``training`` (losses, regularisers, g_ema, data streams, checkpoints),
 ``projection`` (the projector), ``directions`` (statistics of W and the moves), ``importer``,
-``method`` (config + method).
+``config`` (the settings), ``method`` (the method).
 """
 
 from __future__ import annotations
