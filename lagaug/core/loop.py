@@ -37,6 +37,7 @@ from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
 from lagaug.core.progress import Progress
 from lagaug.core.quality import GateConfig, ensemble_classifier
 from lagaug.core.rundir import RunDir
+from lagaug.core.runjob import RunJob
 from lagaug.core.runtime import derive_seed, resolve_device, stage_generator
 from lagaug.core.stats import paired_difference
 from lagaug.core.synthstore import read_synthetic, write_sources, write_synthetic
@@ -156,7 +157,7 @@ def check_generator_dir(directory: str, method: str, train: ImageSet) -> None:
         )
 
 
-class Loop:
+class Loop(RunJob):
     """One run of the hard-sample loop; see the module docstring."""
 
     def __init__(self, config: AugmentConfig, progress: Progress | None = None, resume: bool = False,
@@ -355,18 +356,6 @@ class Loop:
                           stacklevel=2)
 
     # -- the whole run -------------------------------------------------------------------------
-    def execute(self) -> AugmentResult:
-        from lagaug.core.threads import threads_for_run
-
-        try:
-            with threads_for_run(self.cfg.threads):
-                self.prepare()
-                return self._run()
-        finally:
-            self.run.release_lock()
-            if self.executor is not None:
-                self.executor.close()
-
     def _run(self) -> AugmentResult:
         method = self.generator()
         train = self.splits.train

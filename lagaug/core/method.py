@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 
 from lagaug.core.config import config_from_dict, config_to_dict
-from lagaug.core.errors import CheckpointError, ConfigError
+from lagaug.core.errors import CheckpointError, ConfigError, DataError
 from lagaug.core.progress import Progress
 
 GENERATOR_JSON = "generator.json"
@@ -224,6 +224,18 @@ class GeneratorMethod:
         """Raise a one-line :class:`DataError` / :class:`ConfigError` when ``train`` (an
         ImageSet) cannot be fitted with ``config`` (e.g. a class with too few images). Called
         before any work starts. Override; the default accepts anything."""
+
+    def usable_pool(self, unlabeled: Any) -> Any:
+        """``unlabeled`` (the pool ``fit`` was given) when it can pre-train this generator: ``None``
+        for no pool or an empty one, a one-line :class:`DataError` when its images differ from
+        the training images in channels or size."""
+        if unlabeled is None:
+            return None
+        if unlabeled.channels != self.image_shape[0] or tuple(unlabeled.image_size) != tuple(self.image_shape[1:]):
+            raise DataError(
+                f"unlabeled pool: images are {unlabeled.channels}x{tuple(unlabeled.image_size)}, the training "
+                f"images {tuple(self.image_shape)}; give both the same channels and size")
+        return unlabeled if len(unlabeled) else None
 
     @property
     def num_classes(self) -> int:

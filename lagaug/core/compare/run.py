@@ -51,6 +51,7 @@ from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
 from lagaug.core.progress import Progress
 from lagaug.core.quality import GateConfig, ensemble_classifier, summarize
 from lagaug.core.rundir import RunDir
+from lagaug.core.runjob import RunJob
 from lagaug.core.runtime import derive_seed, resolve_device, stage_generator
 from lagaug.core.store import atomic_write_json, atomic_write_lines
 from lagaug.core.synthstore import read_manifest, read_synthetic, write_synthetic
@@ -67,7 +68,7 @@ class CompareResult:
     config: CompareConfig
 
 
-class Compare:
+class Compare(RunJob):
     """One comparison run; see the module docstring and :mod:`lagaug.core.compare`."""
 
     def __init__(self, config: CompareConfig, progress: Progress | None = None, resume: bool = False,
@@ -316,18 +317,6 @@ class Compare:
         return json.loads(path.read_text()) if path.exists() else None
 
     # -- the whole run -------------------------------------------------------------------------
-    def execute(self) -> CompareResult:
-        from lagaug.core.threads import threads_for_run
-
-        try:
-            with threads_for_run(self.cfg.threads):
-                self.prepare()
-                return self._run()
-        finally:
-            self.run.release_lock()
-            if self.executor is not None:
-                self.executor.close()
-
     def _run(self) -> CompareResult:
         cfg = self.cfg
         total = cfg.repeats * len(self.arms)

@@ -181,12 +181,7 @@ class AAEMixupMethod(GeneratorMethod):
                 f"aae-mixup mixes images of two classes, but the training images are all of class "
                 f"{present[0] if present else 'none'!r}; give data with two or more classes, or --set partner=same"
             )
-        if unlabeled is not None:
-            if unlabeled.channels != self.image_shape[0] or tuple(unlabeled.image_size) != self.image_shape[1:]:
-                raise DataError(
-                    f"unlabeled pool: images are {unlabeled.channels}x{unlabeled.image_size}, the training images "
-                    f"{self.image_shape}; give both the same channels and size")
-            unlabeled = unlabeled if len(unlabeled) else None
+        unlabeled = self.usable_pool(unlabeled)
         val = ctx.val.float_images() if ctx.val is not None and len(ctx.val) else None
         if val is not None:
             self._check_images(ctx.val.images, "validation images")

@@ -161,13 +161,7 @@ class StyleGAN2Method(GeneratorMethod):
         cfg, gen = self.config, ctx.generator
         dev = torch.device(ctx.device)
         self._check_set(train, "training set")
-        if unlabeled is not None:
-            if unlabeled.channels != self.image_shape[0] or tuple(unlabeled.image_size) != self.image_shape[1:]:
-                raise DataError(
-                    f"unlabeled pool: images are {unlabeled.channels}x{tuple(unlabeled.image_size)}, the "
-                    f"training images {self.image_shape}; give both the same channels and size")
-            if len(unlabeled) == 0:
-                unlabeled = None
+        unlabeled = self.usable_pool(unlabeled)
         if self.discriminator is None:
             raise ConfigError("--set discriminator=false: training needs the discriminator; drop the option")
         init_weights_(self.generator, gen)

@@ -156,13 +156,7 @@ class VQVAE2Method(GeneratorMethod):
         """Train everything (see the module docstring); returns the fit's metrics."""
         dev = torch.device(ctx.device)
         self._check_set(train, "training set")
-        if unlabeled is not None:
-            if unlabeled.channels != self.image_shape[0] or tuple(unlabeled.image_size) != self.image_shape[1:]:
-                raise DataError(
-                    f"unlabeled pool: images are {unlabeled.channels}x{unlabeled.image_size}, the "
-                    f"training images {self.image_shape}; give both the same channels and size")
-            if len(unlabeled) == 0:
-                unlabeled = None
+        unlabeled = self.usable_pool(unlabeled)
         for module in self.modules().values():
             init_weights_(module, ctx.generator)
             module.to(dev)
