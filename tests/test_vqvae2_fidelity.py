@@ -21,7 +21,7 @@ from lagaug.plugins.vqvae2.vqvae import VQVAE2, upconv
 TINY = ["--set", "channel=8", "--set", "n_res_block=1", "--set", "n_res_channel=4", "--set", "embed_dim=4",
         "--set", "n_embed=16", "--set", "epochs=2", "--set", "prior_channel=8", "--set", "prior_res_channel=8",
         "--set", "prior_n_block=1", "--set", "prior_n_res_block=1", "--set", "prior_n_cond_res_block=1",
-        "--set", "prior_epochs=2", "--set", "grid_images=3"]
+        "--set", "prior_epochs=2", "--set", "grid_images=3", "--set", "bottom_stride=2"]
 
 
 def test_replicate_border_upsamples_the_edge_like_the_inside():
@@ -52,8 +52,24 @@ def test_bottom_stride_2_halves_the_bottom_cell():
     assert top.shape == (2, 8, 8) and bottom.shape == (2, 16, 16)
     m = VQVAE2Method(VQVAE2Config(channel=8, n_embed=16, bottom_stride=2), (1, 32, 32), ["a"])
     assert m.bottom_shape == (16, 16) and m.top_shape == (8, 8)
-    with pytest.raises(ConfigError, match="bottom_stride=3: expected 4"):
+    with pytest.raises(ConfigError, match=r"bottom_stride=3: expected auto \(by image size\), 4"):
         VQVAE2Config(bottom_stride=3)
+
+
+def test_bottom_stride_auto_follows_the_image_size_and_is_saved_as_a_number(tmp_path):
+
+    cfg = VQVAE2Config(channel=8, n_res_channel=4, embed_dim=4, n_embed=16)
+    assert cfg.bottom_stride == "auto"
+    shapes = {size: VQVAE2Method(cfg, (1, size, size), ["a"]).bottom_shape for size in (16, 32, 48, 64, 128, 256)}
+    assert shapes == {16: (16, 16), 32: (32, 32), 48: (24, 24), 64: (32, 32), 128: (32, 32), 256: (64, 64)}
+    m = VQVAE2Method(cfg, (1, 32, 32), ["a"])
+    m.save(tmp_path / "g")
+    saved = json.loads((tmp_path / "g" / "generator.json").read_text())
+    assert saved["config"]["bottom_stride"] == 1
+    assert VQVAE2Method.load(tmp_path / "g").bottom_shape == (32, 32)
+    assert apply_overrides(cfg, {"bottom_stride": "4"}).bottom_stride == 4
+    with pytest.raises(ConfigError, match=r"--set bottom_stride: expected an integer or auto, got 'x'"):
+        apply_overrides(cfg, {"bottom_stride": "x"})
 
 
 def test_bottom_stride_1_keeps_the_image_resolution_and_fits(tmp_path):

@@ -18,6 +18,18 @@ def config_to_dict(config: Any) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
+def _describe(annotation: Any) -> str:
+    """A field type in words, for errors: ``int | Literal["auto"]`` -> ``an integer or auto``."""
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return " or ".join(_describe(a) for a in args if a is not type(None))
+    if origin is typing.Literal:
+        return " or ".join(map(str, args))
+    names = {int: "an integer", float: "a number", str: "text", bool: "true or false"}
+    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
 def _coerce(name: str, text: Any, annotation: Any, label: str = "--set {key}") -> Any:
     """Turn a ``--set`` value (a string) or a JSON value into the field's type; errors name the
     key with ``label`` (``"--set {key}"``, or e.g. ``"generator.json: config key {key}"``)."""
@@ -35,7 +47,7 @@ def _coerce(name: str, text: Any, annotation: Any, label: str = "--set {key}") -
                 return _coerce(name, text, arg, label)
             except ConfigError:
                 continue
-        raise ConfigError(f"{where}: cannot read {text!r} as {annotation}")
+        raise ConfigError(f"{where}: expected {_describe(annotation)}, got {text!r}")
     if annotation is bool:
         if isinstance(text, bool):
             return text

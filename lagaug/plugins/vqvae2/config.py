@@ -33,10 +33,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 class VQVAE2Config:
     """Options of the ``vqvae2`` method (``--set key=value``).
 
-    Defaults are CPU-sized for small images (32x32: a 16x16 bottom map under an 8x8 top map —
-    ``bottom_stride=2``; the reference's 1/4 map lost thin scratches and chips in encode -> decode,
-    see docs/benchmarks.md); the named ``PRESETS`` size it for others. The paper's / reference
-    sizes are given in brackets.
+    Defaults are CPU-sized for small images. The bottom map's stride follows the image size
+    (``bottom_stride=auto``, :func:`auto_bottom_stride`): 32x32 images get a 32x32 bottom map
+    under a 16x16 top map, 64x64 images a 32x32 map under 16x16; the reference's 1/4 map lost thin
+    scratches and chips in encode -> decode, and at 32 px a 1/2 map still smoothed 1-px structure
+    away (docs/benchmarks.md). The named ``PRESETS`` size the rest for other uses. The paper's /
+    reference sizes are given in brackets.
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = PRESETS
@@ -48,7 +50,9 @@ class VQVAE2Config:
     n_res_channel: int = 16
     embed_dim: int = 32
     n_embed: int = 256  # codebook size of each level (also the priors' number of classes)
-    bottom_stride: int = 2  # the bottom map is 1/2 of the image, the top 1/4 [4: 1/4 and 1/8, the reference]
+    # the bottom map is 1/stride of the image, the top 1/(2 stride) [4: 1/4 and 1/8, the reference];
+    # auto: the finest stride of 1, 2, 4 that keeps the bottom map at most 32 cells wide
+    bottom_stride: int | Literal["auto"] = "auto"
     decay: float = 0.99  # EMA decay of the codebooks
     codebook_restart: float = 1.0  # move codes used < this often per batch onto fresh vectors (0: off, as the reference)
     bottom_dropout: float = 0.5  # share of training images decoded from top codes alone (0: as the reference)
@@ -118,10 +122,10 @@ class VQVAE2Config:
                 raise ConfigError(f"--set {name}={getattr(self, name)}: must be odd")
         if self.recon_loss not in ("l1", "mse"):
             raise ConfigError(f"--set recon_loss={self.recon_loss!r}: expected l1 or mse")
-        if self.bottom_stride not in (1, 2, 4):
-            raise ConfigError(f"--set bottom_stride={self.bottom_stride}: expected 4 (bottom map 1/4 of the "
-                              "image, the reference), 2 (1/2: finer detail, four times the positions) or 1 "
-                              "(the image's own resolution: 1-px structure, sixteen times the positions)")
+        if self.bottom_stride != "auto" and self.bottom_stride not in (1, 2, 4):
+            raise ConfigError(f"--set bottom_stride={self.bottom_stride}: expected auto (by image size), "
+                              "4 (bottom map 1/4 of the image, the reference), 2 (1/2: finer detail, four times "
+                              "the positions) or 1 (the image's own resolution: 1-px structure, sixteen times)")
         if self.border not in ("replicate", "zero"):
             raise ConfigError(f"--set border={self.border!r}: expected replicate or zero")
         if self.codebook_restart < 0:
@@ -145,6 +149,20 @@ class VQVAE2Config:
 
         parse_checkpoint_choice(self.prior_checkpoint, self.prior_epochs, "prior_checkpoint")
         parse_checkpoint_choice(self.top_prior_checkpoint, self.prior_epochs, "top_prior_checkpoint")
+
+
+def auto_bottom_stride(height: int, width: int) -> int:
+    """The stride ``bottom_stride=auto`` picks: the finest of 1, 2, 4 whose bottom map is at most 32
+    cells on its longer side (32 px -> 1, 64 px -> 2, 128 px and larger -> 4, the reference's).
+
+    At 32 px a map at 1/2 of the image smoothed the embedded set's 1-px scratches and fine streaks
+    away in encode -> decode; at the image's own resolution they survive (docs/benchmarks.md). A
+    map of more than 32x32 cells makes the prior and its sequential sampler slow on a CPU.
+    """
+    for stride in (1, 2):
+        if max(height, width) <= 32 * stride:
+            return stride
+    return 4
 
 
 def check_temperature(value: Any, option: str) -> float:

@@ -12,8 +12,9 @@ and let a PixelSNAIL prior write new local (bottom) codes, then decode.
   error, codebook usage per level, the priors' losses per epoch and the checkpoint chosen (and
   why), recorded in ``generator.json`` (``extra``) and returned for ``fit.json``; the
   reconstruction grid is saved beside the generator as ``reconstructions.png``.
-* **encode** — images -> ``codes = {"top": (N, H/8, W/8), "bottom": (N, H/4, W/4)}`` (with
-  ``bottom_stride=2``: ``(N, H/4, W/4)`` and ``(N, H/2, W/2)``).
+* **encode** — images -> ``codes = {"top": (N, H/2s, W/2s), "bottom": (N, H/s, W/s)}`` with
+  ``s = bottom_stride`` (``auto``: 1 for 32-px images, 2 for 64 px, 4 — the reference — from 128 px;
+  resolved when the method is built, so ``generator.json`` holds the number).
 * **resample** — new bottom codes conditioned on the top codes, with the cached sampler. Options
   (``ctx.options``, else the config): ``temperature`` (> 0), ``region`` (a box ``"y0,x0,y1,x1"``
   in bottom-map cells, half-open like slices — ``--set region=0,0,4,4`` — or, from Python, a
@@ -27,6 +28,7 @@ and let a PixelSNAIL prior write new local (bottom) codes, then decode.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -38,7 +40,7 @@ from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.method import FitContext, GeneratorMethod, Latents, StageContext, Synthesis
 from lagaug.plugins.vqvae2 import diagnostics as diag
 from lagaug.plugins.vqvae2.config import (  # noqa: F401  (VQVAE2Config, parse_box: public here too)
-    PRESETS, VQVAE2Config, check_temperature, parse_box, region_mask,
+    PRESETS, VQVAE2Config, auto_bottom_stride, check_temperature, parse_box, region_mask,
 )
 from lagaug.plugins.vqvae2.layers import init_weights_
 from lagaug.plugins.vqvae2.metrics import structure_and_detail
@@ -82,7 +84,9 @@ class VQVAE2Method(GeneratorMethod):
     def __init__(self, config: VQVAE2Config, image_shape, class_names):
         super().__init__(config, image_shape, class_names)
         c, h, w = self.image_shape
-        cfg = config
+        if config.bottom_stride == "auto":
+            self.config = dataclasses.replace(config, bottom_stride=auto_bottom_stride(h, w))
+        cfg = self.config
         self.vqvae = VQVAE2(c, cfg.channel, cfg.n_res_block, cfg.n_res_channel, cfg.embed_dim,
                             cfg.n_embed, cfg.decay, border=cfg.border, bottom_stride=cfg.bottom_stride)
         s = cfg.bottom_stride
