@@ -6,7 +6,8 @@ reference implementation (see ``docs/compat.md``), so a reference state dict loa
 * ``enc_b`` downsamples the image by 4, ``enc_t`` by 2 more: the bottom (local) map is 1/4 of the
   image, the top (structural) map 1/8 (``bottom_stride=2``, not in the reference: ``enc_b`` and
   ``dec`` down- and upsample by 2 only, so the bottom map is 1/2 of the image and the top 1/4 —
-  finer detail per code at four times the positions);
+  finer detail per code at four times the positions; ``bottom_stride=1``: no downsampling, the
+  bottom map at the image's resolution — the method's default for 32-px images);
 * ``quantize_t`` / ``quantize_b`` are EMA codebooks (``embed`` is ``(dim, n_embed)``, one code per
   column) with Laplace smoothing and a straight-through gradient;
 * ``dec_t`` feeds the top latents into the bottom quantizer, ``upsample_t`` + ``dec`` decode both.
