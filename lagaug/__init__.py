@@ -19,6 +19,7 @@ _LAZY = {
     "Latents": "lagaug.core.method",
     "Synthesis": "lagaug.core.method",
     "StageContext": "lagaug.core.method",
+    "Regions": "lagaug.core.method",
     "FitContext": "lagaug.core.method",
     "ImageSet": "lagaug.core.data.dataset",
     "DataSplits": "lagaug.core.data.dataset",

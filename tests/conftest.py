@@ -10,6 +10,15 @@ import pytest
 from helpers import expose_example_plugin
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # a shared 2-core machine: one thread is faster and repeatable
+os.environ["LAGAUG_CACHE"] = "off"  # runs in tests compute everything; the cache's tests turn it on (cache_dir)
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """The cache of fits and baselines, on, in a fresh folder."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("LAGAUG_CACHE", str(folder))
+    return folder
 
 
 @pytest.fixture

@@ -73,6 +73,11 @@ class EveryHook:
         self.seen("lagaug_register_commands", cli=cli)
 
     @hookimpl(wrapper=True)
+    def lagaug_find_region(self, method, images, soft, context):
+        self.seen("lagaug_find_region", method=method, images=images)
+        return (yield)
+
+    @hookimpl(wrapper=True)
     def lagaug_encode(self, method, images, soft, context):
         self.seen("lagaug_encode", method=method, images=images)
         return (yield)

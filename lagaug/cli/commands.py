@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from lagaug.cli.main import (
-    classifier_options, common_run_options, executor_options, friendly_errors, pass_plugins, preset_help, set_option,
-    threads_option, use_threads,
+    classifier_options, common_run_options, executor_options, friendly_errors, pass_plugins, preset_help,
+    refit_option, region_options, set_option, threads_option, use_threads,
 )
 from lagaug.cli.report import report_option, write_after_run
 
@@ -40,6 +40,7 @@ def list_plugins(plugins, as_json: bool, check: bool) -> None:
                    "and near-duplicates of their source (they are still written, marked dropped).")
 @click.option("--gate-distance", default=0.01, show_default=True, type=float,
               help="Near-duplicate threshold of the gate: mean absolute pixel difference to the source (0..1).")
+@region_options
 @click.option("--ensemble", default=None, type=int, help=f"Classifiers per ensemble [{preset_help('members')}].")
 @classifier_options
 @executor_options
@@ -47,13 +48,15 @@ def list_plugins(plugins, as_json: bool, check: bool) -> None:
 @set_option
 @click.option("--out", default=None, metavar="DIR", help="Run directory [lagaug-runs/METHOD-TIME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out; finished work is not redone.")
+@refit_option
 @report_option
 @pass_plugins
 @friendly_errors
 def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, image_size, seed, split_seed, device,
-            bad_images, quiet, classes, include_synthetic, quality_gate, gate_distance, ensemble, preset, epochs,
+            bad_images, quiet, classes, include_synthetic, quality_gate, gate_distance, region_source, normal_class,
+            ensemble, preset, epochs,
             classifier, classifier_aug, classifier_overrides, threads, executor, ray_address, ray_gpus, generator,
-            overrides, out, resume, report) -> None:
+            overrides, out, resume, refit, report) -> None:
     """Run the iterative hard-sample loop and report the metric per iteration."""
     import time
 
@@ -74,7 +77,8 @@ def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, imag
         classifier=classifier, classifier_aug=classifier_aug, classifier_set=parse_overrides(classifier_overrides),
         threads=use_threads(threads), generator=generator, set=parse_overrides(overrides), device=device,
         out=out, bad_images=bad_images, quality_gate=quality_gate, gate_distance=gate_distance,
-        executor=executor, ray_address=ray_address, ray_gpus=ray_gpus,
+        executor=executor, ray_address=ray_address, ray_gpus=ray_gpus, region_source=region_source,
+        normal_classes=list(normal_class) or None, refit=refit,
     )
     progress = Progress(quiet=quiet, console=render.console(stderr=True))
     result = run_augment(config, progress, resume=resume, plugins=plugins)

@@ -112,6 +112,31 @@ def classifier_options(func):
     return func
 
 
+def region_options(func):
+    """Where the class evidence of an image lies (its defect), and which classes have none."""
+    options = [
+        click.option("--region-source", default="auto", show_default=True,
+                     type=click.Choice(["auto", "mask", "anomaly", "saliency", "none"]),
+                     help="How the region a method keeps (the defect) is found: mask = the masks given with the "
+                          "data; anomaly = where a model of defect-free images fails to rebuild the image; "
+                          "saliency = where hiding the image hurts its class in the ensemble; none = keep "
+                          "nothing; auto = the mask, else the anomaly map for images without one."),
+        click.option("--normal-class", multiple=True, metavar="NAME",
+                     help="A defect-free class (repeatable; 'none' for no class): its images have no region "
+                          "and may not have masks [the data's own, else classes named ok/good/normal]."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def refit_option(func):
+    return click.option("--refit", is_flag=True,
+                        help="Fit the generator and train the baseline ensemble again instead of reusing the "
+                             "cached ones of an earlier run on the same data and settings ($LAGAUG_CACHE; off "
+                             "turns the cache off).")(func)
+
+
 def threads_option(func):
     return click.option("--threads", default=None, type=int,
                         help="torch threads [the cores this process may use]; results are bit-identical only "

@@ -91,19 +91,29 @@ def verdict_reasons(verdict, n: int) -> list[str | None]:
 
 def synthesize(plugins: LagaugPluginManager, method: GeneratorMethod, images: torch.Tensor,
                soft: torch.Tensor, ctx: StageContext, *, keep_dropped: bool = False) -> Synthesis:
-    """encode -> resample -> decode -> filter, each through its plugin hook.
+    """find region -> encode -> resample -> decode -> filter, each through its plugin hook.
 
     Without ``ctx.pool`` the batch is its own pool (sources are batch rows). Images a filter
     rejects are removed, or, with ``keep_dropped``, kept with ``synthesis.dropped`` and
     ``synthesis.reasons`` set (every filter's reason, joined with ``"; "``) so the caller can record
-    them; ``synthesis.kept`` is then what joins a training set.
+    them; ``synthesis.kept`` is then what joins a training set. ``ctx.timings`` gets the seconds
+    each stage took (``find_region``, ``encode``, ``resample``, ``decode`` — with label fidelity —
+    and ``filter``: the quality gate and other filters).
     """
     if ctx.pool is None and ctx.batch_index is None:
         ctx.batch_index = torch.arange(len(images))
-    call = plugins.call_stage
-    latents = call("lagaug_encode", method=method, images=images, soft=soft, context=ctx)
-    latents = call("lagaug_resample", method=method, latents=latents, context=ctx)
-    synthesis = call("lagaug_decode", method=method, latents=latents, context=ctx)
+    def call(hook: str, **kwargs):
+        start = time.perf_counter()
+        out = plugins.call_stage(hook, method=method, context=ctx, **kwargs)
+        stage = hook.removeprefix("lagaug_")
+        ctx.timings[stage] = round(ctx.timings.get(stage, 0.0) + time.perf_counter() - start, 4)
+        return out
+
+    ctx.regions = call("lagaug_find_region", images=images, soft=soft)
+    latents = call("lagaug_encode", images=images, soft=soft)
+    latents = call("lagaug_resample", latents=latents)
+    synthesis = call("lagaug_decode", latents=latents)
+    start = time.perf_counter()
     n = len(synthesis)
     reasons: list[list[str]] = [[] for _ in range(n)]
     judged = False  # whether any filter gave a verdict: only then are verdicts recorded
@@ -116,6 +126,7 @@ def synthesize(plugins: LagaugPluginManager, method: GeneratorMethod, images: to
     if judged:
         synthesis.dropped = torch.tensor([bool(r) for r in reasons], dtype=torch.bool)
         synthesis.reasons = ["; ".join(r) if r else None for r in reasons]
+    ctx.timings["filter"] = round(ctx.timings.get("filter", 0.0) + time.perf_counter() - start, 4)
     return synthesis if keep_dropped else synthesis.kept
 
 

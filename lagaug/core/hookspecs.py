@@ -4,8 +4,8 @@ A plugin is a module (or object) with functions decorated by ``lagaug.hookimpl``
 the specifications below, announced through the ``lagaug`` entry-point group.
 
 Generator methods are chosen by name: ``lagaug_register_methods`` fills a name -> class table. The
-stage hooks (``lagaug_encode``, ``lagaug_resample``, ``lagaug_decode``, ``lagaug_score``,
-``lagaug_select``) are ``firstresult``: the core's own implementation is ``trylast`` and delegates
+stage hooks (``lagaug_find_region``, ``lagaug_encode``, ``lagaug_resample``, ``lagaug_decode``,
+``lagaug_score``, ``lagaug_select``) are ``firstresult``: the core's own implementation is ``trylast`` and delegates
 to the chosen method (or the default scorer / selector), so another plugin may return a result to
 override a stage, or wrap it with ``@hookimpl(wrapper=True)``.
 
@@ -44,6 +44,27 @@ def lagaug_register_commands(cli):
 
     Called once per plugin when the CLI is built; a plugin that raises is reported and left out.
     Return value ignored.
+    """
+
+
+@hookspec(firstresult=True)
+def lagaug_find_region(method, images, soft, context):
+    """Find where each image's class evidence lies (its defect), before it is encoded.
+
+    :param method: the :class:`lagaug.GeneratorMethod` the run uses.
+    :param images: float32 tensor ``(N, C, H, W)`` in ``[0, 1]``: the batch about to be encoded.
+    :param soft: float32 tensor ``(N, K)``: the images' soft labels.
+    :param context: the :class:`lagaug.StageContext`: ``context.batch_rows(N)`` are the images' rows
+        of ``context.pool`` (whose ``masks`` hold the masks given with the data),
+        ``context.region_source`` (``auto``, ``mask``, ``anomaly``, ``saliency`` or ``none``),
+        ``context.normal_classes`` (defect-free classes: no region), ``context.anomaly`` (a fitted
+        anomaly model or ``None``) and ``context.classify`` (the ensemble, for saliency).
+    :return: a :class:`lagaug.Regions` for the batch (``rows``, bool ``masks (N, H, W)``, a source
+        name per image), or ``None`` to pass.
+
+    ``firstresult``; the core's default follows ``context.region_source`` (``auto``: the given
+    mask, else the anomaly map when an anomaly model was fitted, else none). The result is set as
+    ``context.regions`` for the stages that follow.
     """
 
 

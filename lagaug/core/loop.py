@@ -20,6 +20,7 @@ Everything is recorded in the run directory (:mod:`lagaug.core.rundir`); a kille
 from __future__ import annotations
 
 import dataclasses
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 
 import torch
 
+from lagaug.core.cache import reuse_or_make
 from lagaug.core.data.dataset import DataSplits, ImageSet
 from lagaug.core.ensemble import EnsembleConfig, chance_warning, check_classifier_name, resolve_ensemble_config, train_ensemble
 from lagaug.core.errors import CheckpointError, ConfigError, PluginWarning
@@ -36,6 +38,7 @@ from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext, Sy
 from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
 from lagaug.core.progress import Progress
 from lagaug.core.quality import GateConfig, ensemble_classifier
+from lagaug.core.regions.masks import check_masks, resolve_normal_classes
 from lagaug.core.rundir import RunDir
 from lagaug.core.runjob import RunJob
 from lagaug.core.runtime import derive_seed, resolve_device, stage_generator
@@ -85,6 +88,9 @@ class AugmentConfig:
     bad_images: str = "warn"
     quality_gate: bool = False
     gate_distance: float = 0.01
+    region_source: str = "auto"
+    normal_classes: list[str] | None = None
+    refit: bool = False  # fit the generator and train the baseline again instead of taking them from the cache
 
     def gate(self) -> GateConfig | None:
         """The quality gate's settings, or ``None`` when it is off."""
@@ -112,6 +118,9 @@ class AugmentConfig:
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
         GateConfig(min_distance=self.gate_distance)  # checks --gate-distance
+        from lagaug.core.regions.stage import check_region_source
+
+        check_region_source(self.region_source)
         check_executor_options(self.executor, self.ray_address, self.ray_gpus)
 
 
@@ -173,6 +182,9 @@ class Loop(RunJob):
         self.executor: Executor | None = None
         self.hardness: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # it -> (scores, mean probs)
         self.ensembles: dict[int, Any] = {}  # it -> the iteration's trained ensemble (label fidelity)
+        self.anomaly: Any = None  # the anomaly model, fitted when a region must be found without a mask
+        self.trained_on: dict[int, list[str]] = {}  # it -> the ids its ensemble was trained on
+        self.seconds: dict[Any, Any] = {}  # wall time per stage: "generator", and per iteration a dict
 
     # -- set-up --------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -195,6 +207,10 @@ class Loop(RunJob):
         train = self.splits.train
         method_cls.check_image_shape((train.channels, *train.image_size))
         self.classes = resolve_classes(cfg.classes, train.class_names)
+        self.normal = resolve_normal_classes(cfg.normal_classes, train.class_names,
+                                             self.splits.extra.get("normal_classes"))
+        check_masks({"train": train, "val": self.splits.val, "test": self.splits.test}, self.normal,
+                    cfg.data or "the embedded data")
         self.check_hard_k(train)
         self.loaded = None
         if cfg.generator:
@@ -204,6 +220,7 @@ class Loop(RunJob):
             method_cls.check_train(method_cfg, train)
         identity = {"data": splits_fingerprint(self.splits), "unlabeled": pool_fingerprint(self.splits.unlabeled),
                     "generator": generator_fingerprint(cfg.generator)}
+        self.identity = identity
         self.executor = make_executor(cfg.executor, cfg.ray_address,  # an unreachable cluster: before any write
                                       job_resources(cfg.threads, self.device.type, cfg.ray_gpus))
         self.run.start(dataclasses.asdict(cfg), self.resume, identity)
@@ -222,32 +239,93 @@ class Loop(RunJob):
                               "lower --hard-k or widen --classes")
 
     def generator(self) -> GeneratorMethod:
-        cfg = self.cfg
+        """The run's generator: ``--generator``, the run's own (resume), the cache's copy of the same
+        fit (same method, configuration, data, pool and seed), or a new fit (kept in the cache)."""
+        from lagaug.core.cache import cache_key, reuse_or_make
+        from lagaug.core.config import config_to_dict
+
+        cfg, folder = self.cfg, self.run.generator_dir
         if self.loaded is not None:
             return self.loaded
-        if (self.run.generator_dir / GENERATOR_JSON).exists():
-            return load_generator(self.run.generator_dir, expect_method=cfg.method, plugins=self.pm)
-        return fit_generator(cfg.method, self.splits, overrides=cfg.set, seed=cfg.seed, device=self.device,
-                             progress=self.progress, out=self.run.generator_dir, plugins=self.pm)
+        if (folder / GENERATOR_JSON).exists():
+            return load_generator(folder, expect_method=cfg.method, plugins=self.pm)
+        method_cls = self.pm.get_method(cfg.method)
+        key = cache_key({"kind": "generator", "method": cfg.method, "version": method_cls.version,
+                         "config": config_to_dict(method_config(method_cls, cfg.set)[0]),
+                         "data": self.identity["data"], "unlabeled": self.identity["unlabeled"],
+                         "seed": cfg.seed, "device": self.device.type})
+        start = time.perf_counter()
+        method, reused = reuse_or_make(
+            "generator", key, folder,
+            make=lambda: fit_generator(cfg.method, self.splits, overrides=cfg.set, seed=cfg.seed, device=self.device,
+                                       progress=self.progress, out=folder, plugins=self.pm),
+            load=lambda: load_generator(folder, expect_method=cfg.method, plugins=self.pm),
+            refit=cfg.refit, meta={"run": str(self.run.root)}, log=self.progress.log)
+        self.seconds["generator"] = round(time.perf_counter() - start, 3)
+        self.seconds["generator_reused"] = reused is not None
+        return method
 
     # -- one iteration -------------------------------------------------------------------------
     def ensemble(self, it: int, train: ImageSet):
-        """The ensemble of iteration ``it`` (trained, or loaded from its checkpoints on resume)."""
-        if it not in self.ensembles:
-            self.ensembles = {it: train_ensemble(
+        """The ensemble of iteration ``it``: loaded from its checkpoints (resume); for iteration 0,
+        the cache's copy of the same baseline (same data, split, classifier settings and seed); for
+        a round that added no image, the previous iteration's (the same training set and seeds: the
+        same members); else trained."""
+        if it in self.ensembles:
+            return self.ensembles[it]
+        folder = self.run.iteration_dir(it) / "ensemble"
+
+        def train_it():
+            return train_ensemble(
                 train, self.splits.val, self.ens_cfg, stage_generator(self.cfg.seed, "ensemble"),
-                device=self.device, progress=self.progress,
-                checkpoint_dir=self.run.iteration_dir(it) / "ensemble", label=f"iteration {it}: ensemble",
-                orientation_invariant=self.splits.extra.get("orientation_invariant"), executor=self.executor,
-            )}
-        return self.ensembles[it]
+                device=self.device, progress=self.progress, checkpoint_dir=folder,
+                label=f"iteration {it}: ensemble",
+                orientation_invariant=self.splits.extra.get("orientation_invariant"), executor=self.executor)
+
+        start = time.perf_counter()
+        if it > 0 and train.ids == self.trained_on.get(it - 1) and (it - 1) in self.ensembles:
+            self.copy_members(self.run.iteration_dir(it - 1) / "ensemble", folder)
+            self.progress.log(f"iteration {it}: no image was added; its ensemble is iteration {it - 1}'s")
+            ensemble = train_it()  # loads the copied members
+            self.seconds.setdefault(it, {})["ensemble_reused"] = f"iteration {it - 1}"
+        elif it == 0 and not any(folder.glob("member_*.safetensors")):
+            ensemble, reused = reuse_or_make(
+                "baseline", self.baseline_key(), folder, make=train_it, load=train_it, refit=self.cfg.refit,
+                names=lambda f: sorted(p.name for p in f.glob("member_*.safetensors")),
+                meta={"run": str(self.run.root)}, log=self.progress.log)
+            if reused is not None:
+                self.seconds.setdefault(it, {})["ensemble_reused"] = f"cache {reused.get('key')}"
+        else:
+            ensemble = train_it()
+        self.seconds.setdefault(it, {})["ensemble"] = round(time.perf_counter() - start, 3)
+        self.ensembles = {it: ensemble}
+        self.trained_on[it] = list(train.ids)
+        return ensemble
+
+    def baseline_key(self) -> str:
+        """What iteration 0's members depend on: data, split, classifier settings, seed, device."""
+        from lagaug.core.cache import cache_key
+
+        return cache_key({"kind": "baseline", "data": self.identity["data"], "ensemble": dataclasses.asdict(self.ens_cfg),
+                          "seed": self.cfg.seed, "device": self.device.type,
+                          "orientation": self.splits.extra.get("orientation_invariant")})
+
+    @staticmethod
+    def copy_members(src: Path, dst: Path) -> None:
+        from lagaug.core.cache import _link_or_copy
+
+        for path in sorted(src.glob("member_*.safetensors")):
+            _link_or_copy(path, dst / path.name)
 
     def evaluate(self, it: int, train: ImageSet, added: int, method: GeneratorMethod) -> dict:
         """Train and evaluate the ensemble of iteration ``it`` and score the training set."""
         from lagaug.core.quality import QUALITY_FILE
 
         ensemble = self.ensemble(it, train)
+        start = time.perf_counter()
         result = ensemble.evaluate(self.splits.test)
+        seconds = self.seconds.setdefault(it, {})
+        seconds["evaluate"] = round(time.perf_counter() - start, 3)
         quality = read_json_or_none(self.run.synthetic_dir(it) / QUALITY_FILE) if it > 0 else None
         metrics = {
             "iteration": it, "train_size": len(train), "synthetic_total": int(train.synthetic.sum()),
@@ -265,11 +343,17 @@ class Loop(RunJob):
                 metrics["chance_warning"] = warning
         scores = probs = None
         if it < self.cfg.iterations:
+            start = time.perf_counter()
             probs = ensemble.predict_proba(train.float_images()).mean(0)
             scores = self.pm.call_stage("lagaug_score", method=method, ensemble=ensemble, dataset=train,
                                         context=self.stage_context(it))
             scores = torch.as_tensor(scores, dtype=torch.float32).reshape(-1)
             self.hardness[it] = (scores, probs)
+            seconds["score"] = round(time.perf_counter() - start, 3)
+        if it == 0 and "generator" in self.seconds:
+            seconds["generator_fit"] = self.seconds["generator"]
+            seconds["generator_reused"] = self.seconds["generator_reused"]
+        metrics["seconds"] = dict(seconds)  # wall time per stage (the only figures that differ between reruns)
         self.run.write_iteration(it, metrics, None if scores is None else (train, scores, probs))
         self.notify(it, metrics, added)
         return metrics
@@ -300,23 +384,49 @@ class Loop(RunJob):
         ctx.pool, ctx.batch_index, ctx.probs = train, chosen, probs
         ensemble = self.ensemble(it, train)
         ctx.classify, ctx.gate = ensemble_classifier(ensemble), self.cfg.gate()
+        ctx.anomaly = self.anomaly_model(train, chosen)
+        start = time.perf_counter()
         with self.progress.task(f"iteration {it}: synthesize with {method.name}", 1) as task:
             synth = synthesize(self.pm, method, train.float_images(chosen), train.targets()[chosen], ctx,
                                keep_dropped=True)
             task.advance(1, status=f"{len(synth.kept)} of {len(synth)} images kept" if synth.dropped is not None
                          else f"{len(synth)} images")
         nxt = it + 1
+        self.seconds.setdefault(nxt, {})["synthesis"] = {"total": round(time.perf_counter() - start, 3), **ctx.timings}
+        start = time.perf_counter()
+        sources = ctx.source_set()  # the training images, then any background drawn from the pool
         self.write_quality(nxt, synth, ctx.classify, it)
-        write_sources(self.run.root, f"synthetic/it{nxt:03d}/sources", train, synth, chosen, scores)
+        write_sources(self.run.root, f"synthetic/it{nxt:03d}/sources", sources, synth, chosen, scores)
         lines = write_synthetic(
-            self.run.root, f"synthetic/it{nxt:03d}", synth, train, method=self.cfg.method,
+            self.run.root, f"synthetic/it{nxt:03d}", synth, sources, method=self.cfg.method,
             seed=derive_seed(self.cfg.seed, "stage", it), id_prefix=f"synthetic/it{nxt:03d}",
             extra={"iteration": nxt},
-            per_image=lambda j: {"source_score": [float(scores[r]) for r in synth.source[j].tolist() if r >= 0]},
+            per_image=lambda j: {"source_score": [float(scores[r]) for r in synth.source[j].tolist() if 0 <= r < len(scores)]},
         )
         self.run.update_manifest(nxt)
-        self.write_grid(nxt, train, chosen, synth, scores)
+        self.write_grid(nxt, sources, chosen, synth, scores)
+        self.seconds[nxt]["write"] = round(time.perf_counter() - start, 3)
         return read_synthetic(self.run.root, lines, train)
+
+    def anomaly_model(self, train: ImageSet, chosen: torch.Tensor):
+        """The anomaly model, when a region must be found without a mask: ``--region-source
+        anomaly``, or ``auto`` with a chosen image of a defect class that has no mask. Fitted once
+        per run (on the normal-class training images and the pool), saved in ``RUN/regions/``."""
+        from lagaug.core.regions.anomaly import fit_anomaly_model
+
+        if self.anomaly is not None:
+            return self.anomaly
+        source = self.cfg.region_source
+        if source == "auto":
+            defect = ~torch.isin(train.labels[chosen], torch.tensor(self.normal, dtype=torch.long))
+            bare = ~train.mask_rows(chosen).flatten(1).any(1)
+            if not bool((defect & bare).any()):
+                return None
+        elif source != "anomaly":
+            return None
+        self.anomaly = fit_anomaly_model(self.splits, self.normal, generator=stage_generator(self.cfg.seed, "anomaly"),
+                                         device=self.device, progress=self.progress, out=self.run.root / "regions")
+        return self.anomaly
 
     def write_quality(self, nxt: int, synth: Synthesis, classify, it: int) -> None:
         """``synthetic/itNNN/quality.json``: the batch's label fidelity and the gate's verdicts,
@@ -346,6 +456,7 @@ class Loop(RunJob):
         return StageContext(
             generator=stage_generator(self.cfg.seed, "stage", it), device=self.device,
             variants=self.cfg.variants, options=dict(self.options), iteration=it, progress=self.progress,
+            region_source=self.cfg.region_source, normal_classes=list(self.normal), unlabeled=self.splits.unlabeled,
         )
 
     def notify(self, it: int, metrics: dict, added: int) -> None:
@@ -357,19 +468,22 @@ class Loop(RunJob):
 
     # -- the whole run -------------------------------------------------------------------------
     def _run(self) -> AugmentResult:
-        method = self.generator()
+        method = None
         train = self.splits.train
         for it in range(self.cfg.iterations + 1):
             added = 0
             if it > 0:
                 lines = self.run.synthetic_manifest(it)
                 if lines is None:
+                    method = method or self.generator()  # no generator for --iterations 0
                     new = self.augment(it - 1, train, method)
                 else:
                     new = read_synthetic(self.run.root, lines, train)
                 added = 0 if new is None else len(new)
                 train = train.concat(new) if added else train
             if self.run.iteration_metrics(it) is None:
+                if it < self.cfg.iterations and method is None:
+                    method = self.generator()  # fitted before the baseline: scoring may ask the method
                 self.evaluate(it, train, added, method)
         rows = self.run.write_metrics_tables()
         from lagaug.core.report import plot_metrics

@@ -106,9 +106,19 @@ class Synthesis:
     weight: torch.Tensor | None = None
     dropped: torch.Tensor | None = None
     reasons: list | None = None
+    masks: torch.Tensor | None = None  # bool (N, H, W): where each image's kept region (its defect) lies
+    notes: list[dict[str, Any]] | None = None  # per image: JSON-able facts for its manifest line
 
     def __post_init__(self) -> None:
         self.source, self.weight = as_sources(self.source, self.weight)
+        if self.notes is not None and len(self.notes) != len(self):
+            raise ValueError(f"notes has {len(self.notes)} entries for {len(self)} images")
+
+    def note(self, j: int) -> dict[str, Any]:
+        """Image ``j``'s notes (a new dict to write into; the list is created on first use)."""
+        if self.notes is None:
+            self.notes = [{} for _ in range(len(self))]
+        return self.notes[j]
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -127,12 +137,57 @@ class Synthesis:
             weight=self.weight[keep],
             dropped=None if self.dropped is None else self.dropped[keep],
             reasons=None if self.reasons is None else [r for r, k in zip(self.reasons, keep.tolist()) if k],
+            masks=None if self.masks is None else self.masks[keep],
+            notes=None if self.notes is None else [n for n, k in zip(self.notes, keep.tolist()) if k],
         )
 
     @property
     def kept(self) -> "Synthesis":
         """The images no filter dropped (all of them when nothing was recorded as dropped)."""
         return self if self.dropped is None or not bool(self.dropped.any()) else self.subset(~self.dropped)
+
+
+@dataclass
+class Regions:
+    """Where the class evidence of each image of a batch lies: ``rows`` ``(N,)`` the images' pool
+    rows, ``masks`` bool ``(N, H, W)`` (all false: nothing to keep), and ``source`` per image —
+    ``"mask"`` (given with the data), ``"anomaly"``, ``"saliency"``, ``"normal class"`` (a
+    defect-free class: nothing to keep) or ``"none"``."""
+
+    rows: torch.Tensor
+    masks: torch.Tensor
+    source: list[str]
+    images: torch.Tensor | None = None  # the batch's images (N, C, H, W), what a kept region comes from
+    soft: torch.Tensor | None = None  # and their soft labels (N, K)
+
+    def __post_init__(self) -> None:
+        self.rows = torch.as_tensor(self.rows, dtype=torch.int64).reshape(-1).cpu()
+        self.masks = torch.as_tensor(self.masks).to(torch.bool).cpu()
+        if self.masks.dim() != 3 or len(self.masks) != len(self.rows) or len(self.source) != len(self.rows):
+            raise ValueError(f"regions: {len(self.rows)} rows, masks {tuple(self.masks.shape)}, "
+                             f"{len(self.source)} sources; they must match (masks (N, H, W))")
+
+    def for_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+        """The masks ``(M, H, W)`` and sources of pool ``rows`` (a row not in the batch: no region)."""
+        where = {int(r): i for i, r in enumerate(self.rows.tolist())}
+        rows = torch.as_tensor(rows).reshape(-1).tolist()
+        out = torch.zeros(len(rows), *self.masks.shape[1:], dtype=torch.bool)
+        names = []
+        for j, r in enumerate(rows):
+            i = where.get(int(r))
+            if i is not None:
+                out[j] = self.masks[i]
+            names.append("none" if i is None else self.source[i])
+        return out, names
+
+    def positions(self, rows: torch.Tensor) -> torch.Tensor:
+        """The batch position of every pool row in ``rows`` (-1 for a row not in the batch)."""
+        where = {int(r): i for i, r in enumerate(self.rows.tolist())}
+        return torch.tensor([where.get(int(r), -1) for r in torch.as_tensor(rows).reshape(-1).tolist()],
+                            dtype=torch.long)
+
+    def any(self) -> bool:
+        return bool(self.masks.any())
 
 
 @dataclass
@@ -153,6 +208,16 @@ class StageContext:
     members' mean), or is ``None``; the core's ``quality`` plugin scores every synthetic image's
     label fidelity with it. ``gate`` holds the quality gate's settings
     (:class:`lagaug.core.quality.GateConfig`) when the user switched it on, else ``None``.
+
+    Regions (:mod:`lagaug.core.regions`): ``region_source`` says how the ``lagaug_find_region``
+    stage finds where each image's class evidence lies (``auto``, ``mask``, ``anomaly``,
+    ``saliency`` or ``none``), ``normal_classes`` which classes are defect-free (no region),
+    ``anomaly`` a fitted :class:`~lagaug.core.regions.anomaly.AnomalyModel` (or ``None``), and
+    ``regions`` the :class:`Regions` found for the batch, set before ``lagaug_encode`` runs: a method
+    keeps them (``GeneratorMethod.region_mode``). ``unlabeled`` is the run's unlabelled pool (an
+    ``ImagePool`` or ``None``); a method that puts a region onto a defect-free background drawn
+    from it registers the drawn images with :meth:`add_backgrounds`, whose rows follow the pool's
+    in ``source`` (:meth:`source_set` names every row).
     """
 
     generator: torch.Generator
@@ -166,6 +231,30 @@ class StageContext:
     probs: torch.Tensor | None = None
     classify: Any = None  # Callable[[Tensor], Tensor] | None
     gate: Any = None  # lagaug.core.quality.GateConfig | None
+    region_source: str = "auto"
+    normal_classes: list[int] | None = None
+    anomaly: Any = None  # lagaug.core.regions.anomaly.AnomalyModel | None
+    regions: "Regions | None" = None
+    unlabeled: Any = None  # ImagePool | None
+    backgrounds: Any = None  # ImageSet | None: drawn defect-free images; rows len(pool) + i in source
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, filled by synthesize
+
+    def source_set(self) -> Any:
+        """The image set every ``source`` row indexes: ``pool``, then the drawn ``backgrounds``."""
+        if self.backgrounds is None or not len(self.backgrounds):
+            return self.pool
+        return self.pool.concat(self.backgrounds) if self.pool is not None else self.backgrounds
+
+    def add_backgrounds(self, images: torch.Tensor, ids: list[str], label: int) -> torch.Tensor:
+        """Register images ``(n, C, H, W)`` in ``[0, 1]`` drawn from outside the pool (e.g. the
+        unlabelled pool) as sources; returns their rows in :meth:`source_set`."""
+        from lagaug.core.data.dataset import ImageSet
+
+        new = ImageSet(images=images, labels=torch.full((len(images),), int(label), dtype=torch.long),
+                       class_names=list(self.pool.class_names), ids=list(ids))
+        start = (0 if self.pool is None else len(self.pool)) + (0 if self.backgrounds is None else len(self.backgrounds))
+        self.backgrounds = new if self.backgrounds is None else self.backgrounds.concat(new)
+        return torch.arange(start, start + len(images))
 
     def batch_rows(self, n: int) -> torch.Tensor:
         """The pool rows of a batch of ``n`` images (``0 .. n-1`` when no pool was given)."""
@@ -197,6 +286,10 @@ class GeneratorMethod:
     version: ClassVar[int] = 1
     Config: ClassVar[type] = object
     min_image_size: ClassVar[int] = 4
+    #: what happens to a region the ``lagaug_find_region`` stage found (``ctx.regions``): ``"blend"``
+    #: — the core puts the region's source pixels back into each decoded image (feathered); ``"self"``
+    #: — the method keeps it in its own stages (e.g. ``vqvae2`` keeps the codes under it); ``"ignore"``
+    region_mode: ClassVar[str] = "blend"
 
     def __init__(self, config: Any, image_shape: tuple[int, int, int], class_names: list[str]):
         self.config = config

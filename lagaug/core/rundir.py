@@ -223,7 +223,7 @@ def scores_csv(train, scores, probs) -> str:
 
 
 # options that may change between a run and its resumption
-RESUME_FREE = {"quiet", "device", "resume", "identity", "threads", "executor", "ray_address", "ray_gpus"}
+RESUME_FREE = {"quiet", "device", "resume", "identity", "threads", "executor", "ray_address", "ray_gpus", "refit"}
 # paths, compared by content (identity fingerprints) instead of by spelling; the run's own folder
 # is not compared at all
 PATH_KEYS = {"out", "data", "unlabeled", "generator"}

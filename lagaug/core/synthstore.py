@@ -6,6 +6,9 @@ sample`` (``--out``) all write through :func:`write_synthetic` and read through
 root the caller names), ``method``, ``seed``, its provenance — ``source`` (ids, primary first),
 ``source_label`` and ``source_weight`` (one entry per source) — ``label``, ``label_index``,
 ``soft``, the method's per-image metrics, and whatever the caller adds (iteration, repeat, scores).
+An image whose kept region is known (its defect: ``Synthesis.masks``) gets its mask written beside it
+(``NNNNN_mask.png``, white on the region) and named in ``mask``; the method's per-image notes
+(``Synthesis.notes``: e.g. ``region_source``, a transplant's background) join its line.
 When a ``lagaug_filter_synthesized`` filter judged the batch (e.g. the quality gate), every line
 also says ``dropped`` (true / false) and a dropped one its ``reason``; dropped images are still
 written as PNGs, so the record and the report show them, but never join a training set.
@@ -22,6 +25,8 @@ import torch
 from lagaug.core.data.dataset import ImageSet
 from lagaug.core.method import Synthesis
 from lagaug.core.store import atomic_write_lines, save_png
+
+MASK_SUFFIX = "_mask.png"  # beside a synthetic image: where its kept region (its defect) lies
 
 
 def provenance(synth: Synthesis, j: int, ids: Sequence[str], labels: Sequence[str]) -> dict[str, list]:
@@ -59,7 +64,12 @@ def write_synthetic(root: Path, folder: str, synth: Synthesis, pool: ImageSet, *
             "label": pool.class_names[int(soft.argmax())], "label_index": int(soft.argmax()),
             "soft": [float(v) for v in soft],
             **{k: float(v[j]) for k, v in synth.metrics.items()},
+            **(synth.notes[j] if synth.notes is not None else {}),
         }
+        if synth.masks is not None and bool(synth.masks[j].any()):  # where its kept region (defect) lies
+            mask_name = f"{Path(name).stem}{MASK_SUFFIX}"
+            save_png(root / folder / mask_name, synth.masks[j][None].to(torch.uint8) * 255)
+            line["mask"] = f"{folder}/{mask_name}" if folder else mask_name
         if synth.dropped is not None:  # a filter judged the batch: its verdict, and why
             line["dropped"] = bool(synth.dropped[j])
             if line["dropped"]:
@@ -98,6 +108,12 @@ def read_synthetic(root: Path, lines: list[dict], like: ImageSet) -> ImageSet | 
     if not lines:
         return None
     images = torch.stack([load_png(Path(root) / line["file"], like.channels) for line in lines])
+    masks = None
+    if any(line.get("mask") for line in lines):
+        masks = torch.zeros(len(lines), *images.shape[2:], dtype=torch.bool)
+        for i, line in enumerate(lines):
+            if line.get("mask"):
+                masks[i] = load_png(Path(root) / line["mask"], 1)[0] > 127
     return ImageSet(
         images=images,
         labels=torch.tensor([line["label_index"] for line in lines]),
@@ -106,6 +122,7 @@ def read_synthetic(root: Path, lines: list[dict], like: ImageSet) -> ImageSet | 
         soft=torch.tensor([line["soft"] for line in lines], dtype=torch.float32),
         synthetic=torch.ones(len(lines), dtype=torch.bool),
         sources=[tuple(line["source"]) for line in lines],
+        masks=masks,
     )
 
 
@@ -123,6 +140,7 @@ def write_sources(root: Path, folder: str, pool: ImageSet, synth: Synthesis, cho
         name = f"{r:05d}.png"
         save_png(root / folder / name, pool.images[r])
         lines.append({"id": pool.ids[r], "file": name, "label": pool.class_names[int(pool.labels[r])],
-                      "score": None if scores is None else float(scores[r]), "chosen": r in picked})
+                      "score": None if scores is None or r >= len(scores) else float(scores[r]),
+                      "chosen": r in picked})
     atomic_write_lines(root / folder / "sources.jsonl", (json.dumps(line) for line in lines))
     return lines

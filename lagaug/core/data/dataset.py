@@ -7,6 +7,11 @@ what every model and every plugin stage receives and returns.
 Labels are class indices (``labels``, shape ``(N,)``). A set may also carry soft labels (``soft``,
 shape ``(N, K)``, rows summing to 1) for methods that mix classes; :meth:`ImageSet.targets` returns
 soft targets for every row either way.
+
+Where the class evidence lies is data too: a set may carry a **mask** per image (``masks``, bool
+``(N, H, W)``, true on the defect; all false for an image without one). Masks travel with their
+images through :meth:`ImageSet.subset` and :meth:`ImageSet.concat` (a set without masks joins one
+with masks as all-false masks).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class ImageSet:
     soft: torch.Tensor | None = None  # float32 (N, K) or None
     synthetic: torch.Tensor | None = None  # bool (N,)
     sources: list[tuple[str, ...]] | None = None
+    masks: torch.Tensor | None = None  # bool (N, H, W) or None
 
     def __post_init__(self) -> None:
         n = self.images.shape[0]
@@ -62,6 +68,11 @@ class ImageSet:
             raise ValueError(
                 f"soft labels must be ({n}, {self.num_classes}), got {tuple(self.soft.shape)}"
             )
+        if self.masks is not None:
+            self.masks = torch.as_tensor(self.masks).to(torch.bool)
+            if tuple(self.masks.shape) != (n, *self.images.shape[2:]):
+                raise ValueError(f"masks must be ({n}, {self.images.shape[2]}, {self.images.shape[3]}), "
+                                 f"got {tuple(self.masks.shape)}")
 
     # -- shape -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -81,6 +92,19 @@ class ImageSet:
 
     def class_counts(self) -> list[int]:
         return torch.bincount(self.labels, minlength=self.num_classes).tolist()
+
+    @property
+    def has_masks(self) -> bool:
+        """Whether any image of the set has a non-empty mask."""
+        return self.masks is not None and bool(self.masks.any())
+
+    def mask_rows(self, index: torch.Tensor | Sequence[int] | None = None) -> torch.Tensor:
+        """Masks ``(n, H, W)`` bool of the rows in ``index`` (all rows: ``None``); all false where
+        the set has none."""
+        idx = torch.arange(len(self)) if index is None else torch.as_tensor(index, dtype=torch.long)
+        if self.masks is None:
+            return torch.zeros(len(idx), *self.image_size, dtype=torch.bool)
+        return self.masks[idx]
 
     # -- views -------------------------------------------------------------------------------
     def float_images(self, index: torch.Tensor | Sequence[int] | None = None) -> torch.Tensor:
@@ -105,6 +129,7 @@ class ImageSet:
             soft=None if self.soft is None else self.soft[idx],
             synthetic=self.synthetic[idx],
             sources=[self.sources[i] for i in pick],
+            masks=None if self.masks is None else self.masks[idx],
         )
 
     def concat(self, other: "ImageSet") -> "ImageSet":
@@ -118,6 +143,9 @@ class ImageSet:
         soft = None
         if self.soft is not None or other.soft is not None:
             soft = torch.cat([self.targets(), other.targets()])
+        masks = None
+        if self.masks is not None or other.masks is not None:
+            masks = torch.cat([self.mask_rows(), other.mask_rows()])
         return ImageSet(
             images=torch.cat([self.images, other.images]),
             labels=torch.cat([self.labels, other.labels]),
@@ -126,6 +154,7 @@ class ImageSet:
             soft=soft,
             synthetic=torch.cat([self.synthetic, other.synthetic]),
             sources=self.sources + other.sources,
+            masks=masks,
         )
 
 
@@ -145,6 +174,14 @@ class ImagePool(Protocol):
     def image_size(self) -> tuple[int, int]: ...
 
     def iter_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]: ...
+
+    def images_at(self, indices) -> torch.Tensor:
+        """Images ``indices`` as float32 ``(B, C, H, W)`` in ``[0, 1]`` (random access)."""
+        ...
+
+    def id_of(self, index: int) -> str:
+        """A stable id of image ``index`` (what a synthetic image's provenance names)."""
+        ...
 
 
 class SquarePool:
@@ -176,6 +213,12 @@ class InMemoryPool:
     @property
     def image_size(self) -> tuple[int, int]:
         return self.data.image_size
+
+    def images_at(self, indices) -> torch.Tensor:
+        return self.data.float_images(list(indices))
+
+    def id_of(self, index: int) -> str:
+        return self.data.ids[int(index)]
 
     def iter_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         order = torch.randperm(len(self.data), generator=generator)
@@ -221,6 +264,9 @@ class DataSplits:
             "split_seed": self.extra.get("split_seed"),
             "unlabeled": None if self.unlabeled is None else len(self.unlabeled),
         }
+        if any(part.masks is not None for part in (self.train, self.val, self.test)):
+            out["masks"] = {name: int(part.mask_rows().flatten(1).any(1).sum())
+                            for name, part in (("train", self.train), ("val", self.val), ("test", self.test))}
         for key in ("test_in_train", "val_in_train", "orientation_invariant", "full_scale"):
             if key in self.extra:
                 out[key] = self.extra[key]
@@ -233,4 +279,6 @@ class DataSplits:
                  for split, counts in summary["counts"].items()]
         carved = summary["carved"]
         tail = (f" ({', '.join(carved)} carved from train, split seed {summary['split_seed']})" if carved else "")
+        if "masks" in summary:
+            tail += " · masks: " + ", ".join(f"{split} {n}" for split, n in summary["masks"].items())
         return "data: " + " · ".join(parts) + tail

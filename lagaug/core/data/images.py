@@ -54,6 +54,29 @@ def _resize(im: Image.Image, size: int) -> Image.Image:
     return im.resize((size, size), Image.Resampling.BILINEAR)
 
 
+def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """A mask (any non-zero value is the defect) as bool ``(size, size)``; when resized, a pixel is
+    on when any part of it overlapped the mask (a thin crack stays connected when shrunk)."""
+    on = np.asarray(mask) > 0
+    if on.shape == (size, size):
+        return on
+    area = Image.fromarray(on.astype(np.float32), mode="F").resize((size, size), Image.Resampling.BOX)
+    return np.asarray(area) > 1e-6
+
+
+def read_mask_file(path: Path, size: int) -> np.ndarray:
+    """A mask image file as bool ``(size, size)`` (any non-zero pixel is on); a DataError names the
+    file when it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            arr = np.asarray(im.convert("L") if im.mode not in _WIDE_GRAY_MODES else im)
+    except Exception as exc:  # Pillow raises many types for broken files
+        raise DataError(f"mask {path} cannot be read ({type(exc).__name__}); save masks as 8-bit PNGs, "
+                        "0 off and non-zero on") from None
+    return resize_mask(arr, size)
+
+
 def _read_image(path: Path, size: int, mode: str | None = None, notes: Counter | None = None):
     """Decode ``path`` to ``uint8`` ``(size, size)`` (gray) or ``(size, size, 3)`` (RGB), or a
     :class:`~lagaug.core.data.depth.Wide` gray image that :func:`~lagaug.core.data.depth.finish`

@@ -12,12 +12,13 @@ import torch
 from PIL import Image
 
 from lagaug.core.data.dataset import DataSplits, ImageSet
-from lagaug.core.data.images import DepthWarning, _resize, _stack
+from lagaug.core.data.images import DepthWarning, _resize, _stack, resize_mask
 from lagaug.core.errors import DataError
 from lagaug.core.data.splits import carve
 from lagaug.core.progress import Progress
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+MASK_KEYS = {"train": "m_train", "test": "m_test"}  # optional: the defect of each image (0 = none)
 
 
 def _open_npz(path: Path) -> dict[str, np.ndarray]:
@@ -115,6 +116,25 @@ def _resize_array(images: np.ndarray, size: int, task) -> list[np.ndarray]:
     return out
 
 
+def _npz_masks(arrays: dict, split: str, images: np.ndarray, path: Path, image_size: int) -> torch.Tensor | None:
+    """``m_train`` / ``m_test`` checked against the images (same count, height and width) and
+    resized by overlap to ``image_size``; ``None`` when the file has no such key."""
+    key = MASK_KEYS[split]
+    if key not in arrays:
+        return None
+    masks = arrays[key]
+    if masks.ndim == 4 and masks.shape[-1] == 1:
+        masks = masks[..., 0]
+    want = images.shape[:3]
+    if masks.ndim != 3 or masks.shape != want:
+        raise DataError(f"{path}: {key} has shape {masks.shape}; masks must be {want} (one (H, W) mask per "
+                        f"image of x_{split}, 0 where there is no defect)")
+    if masks.dtype.kind not in "biuf" or (masks.dtype.kind in "iuf" and np.nanmin(masks) < 0):
+        raise DataError(f"{path}: {key} must hold 0 (no defect) and positive values (defect), got "
+                        f"{masks.dtype} from {np.nanmin(masks)}")
+    return torch.from_numpy(np.stack([resize_mask(m, image_size) for m in masks]))
+
+
 def load_npz(path: Path, image_size, seed, val_fraction, progress) -> DataSplits:
     arrays = _open_npz(path)
     for key in NPZ_KEYS:
@@ -134,7 +154,8 @@ def load_npz(path: Path, image_size, seed, val_fraction, progress) -> DataSplits
         for s in ("train", "test"):
             images = _resize_array(x[s], image_size, task)
             ids = [f"npz:{s}/{i}" for i in range(len(images))]
-            sets[s] = ImageSet(_stack(images, channels), torch.from_numpy(y[s]), list(class_names), ids)
+            sets[s] = ImageSet(_stack(images, channels), torch.from_numpy(y[s]), list(class_names), ids,
+                               masks=_npz_masks(arrays, s, x[s], path, image_size))
     sets.update(carve(sets["train"], {"val": val_fraction}, seed, str(path)))
     description = (
         f".npz {path}: {len(class_names)} classes, {channels} channel(s), {image_size}px; "

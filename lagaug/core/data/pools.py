@@ -57,6 +57,19 @@ class FolderPool(SquarePool):
             _report_bad(path, str(bad), self.bad_images)
             return None
 
+    def images_at(self, indices) -> torch.Tensor:
+        """Images ``indices`` as float32 ``(B, C, H, W)`` in ``[0, 1]`` (an unreadable file: a DataError)."""
+        images = []
+        for i in indices:
+            img = self._load(self.files[int(i)])
+            if img is None:
+                raise DataError(f"unlabeled image {self.files[int(i)]} cannot be read")
+            images.append(img)
+        return _stack(images, self.n_channels).float() / 255.0
+
+    def id_of(self, index: int) -> str:
+        return f"pool:{self.files[int(index)].name}"
+
     def iter_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         """Batches in a seeded order; unreadable files are skipped (or raise, by ``bad_images``)."""
         order = torch.randperm(len(self.files), generator=generator).tolist()
@@ -77,6 +90,16 @@ class ArrayPool(SquarePool):
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def images_at(self, indices) -> torch.Tensor:
+        """Images ``indices`` as float32 ``(B, C, H, W)`` in ``[0, 1]``."""
+        mode = "L" if self.n_channels == 1 else "RGB"
+        batch = [np.asarray(_resize(Image.fromarray(self.images[int(i)]).convert(mode), self.image_side))
+                 for i in indices]
+        return _stack(batch, self.n_channels).float() / 255.0
+
+    def id_of(self, index: int) -> str:
+        return f"pool:{int(index)}"
 
     def iter_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         order = torch.randperm(len(self.images), generator=generator).tolist()

@@ -5,7 +5,8 @@
 * ``None`` or ``"default"``: the embedded synthetic inspection set (:mod:`lagaug.core.data.synthetic`);
 * a folder with one sub-folder per class, or with ``train/`` (and optionally ``val/``, ``test/``)
   folders that each hold class folders; splits it lacks are carved from ``train`` by a seeded,
-  stratified split;
+  stratified split; a ``masks/`` folder beside them holds optional defect masks under the same
+  relative paths (``masks/defect/x.png`` for ``defect/x.png``; any image extension);
 * an ``.npz`` file with ``x_train``, ``y_train``, ``x_test``, ``y_test`` (and optionally
   ``class_names``); validation is carved from the training arrays.
 
@@ -37,6 +38,7 @@ from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.progress import Progress
 
 SPLITS = ("train", "val", "test")
+MASK_FOLDER = "masks"  # beside the class (or split) folders: defect masks under the same relative paths
 
 
 class OverlapWarning(UserWarning):
@@ -66,13 +68,15 @@ def _check_options(image_size, seed, val_fraction, test_fraction, bad_images) ->
 # -- image folders ----------------------------------------------------------------------------------
 
 
-def _subfolders(folder: Path) -> list[Path]:
-    return sorted(d for d in folder.iterdir() if d.is_dir() and visible(d, folder))
+def _subfolders(folder: Path, root: Path | None = None) -> list[Path]:
+    """Visible sub-folders; at the data root (``root``), the ``masks/`` folder is not one of them."""
+    return sorted(d for d in folder.iterdir() if d.is_dir() and visible(d, folder)
+                  and not (folder == root and d.name == MASK_FOLDER))
 
 
 def _folder_layout(root: Path) -> dict[str, list[Path]]:
     """Split name -> its class folders: ``train/`` etc. when present, else ``{"train": classes}``."""
-    subdirs = _subfolders(root)
+    subdirs = _subfolders(root, root)
     if not subdirs:
         raise DataError(
             f"{root} has no sub-folders; put each class's images in its own folder "
@@ -148,14 +152,55 @@ def _read_class_folders(root, layout, image_size, bad_images, progress) -> tuple
     return class_names, read, scale
 
 
+def _mask_files(root: Path) -> dict[str, Path]:
+    """``masks/`` below ``root``: image path (relative to ``root``, without extension) -> mask file."""
+    folder = root / MASK_FOLDER
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for path in files_below(folder):
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            out[path.relative_to(folder).with_suffix("").as_posix()] = path
+    return out
+
+
+def _folder_masks(root: Path, ids: list[str], image_size: int, found: dict[str, Path]) -> torch.Tensor | None:
+    """The masks of the images ``ids`` (paths relative to ``root``): a mask file under ``masks/``
+    with the same relative path (any image extension), all false where there is none. A mask
+    whose size differs from its image's is a DataError naming both files."""
+    from PIL import Image
+
+    from lagaug.core.data.images import read_mask_file
+
+    if not found:
+        return None
+    out = torch.zeros(len(ids), image_size, image_size, dtype=torch.bool)
+    for i, rel in enumerate(ids):
+        mask_path = found.pop(Path(rel).with_suffix("").as_posix(), None)
+        if mask_path is None:
+            continue
+        with Image.open(root / rel) as im, Image.open(mask_path) as mk:
+            if im.size != mk.size:
+                raise DataError(f"mask {mask_path} is {mk.size[0]}x{mk.size[1]} but its image {root / rel} is "
+                                f"{im.size[0]}x{im.size[1]}; a mask must have its image's size")
+        out[i] = torch.from_numpy(read_mask_file(mask_path, image_size))
+    return out
+
+
 def _load_folder(root: Path, image_size, seed, val_fraction, test_fraction, bad_images, progress) -> DataSplits:
     layout = _folder_layout(root)
     class_names, read, scale = _read_class_folders(root, layout, image_size, bad_images, progress)
     channels = 3 if any(img.ndim == 3 for images, _, _ in read.values() for img in images) else 1
+    found = _mask_files(root)
     sets = {
-        split: ImageSet(_stack(images, channels), torch.tensor(labels), list(class_names), ids)
+        split: ImageSet(_stack(images, channels), torch.tensor(labels), list(class_names), ids,
+                        masks=_folder_masks(root, ids, image_size, found))
         for split, (images, labels, ids) in read.items()
     }
+    if found:
+        stray = sorted(found)[0]
+        raise DataError(f"mask {found[stray]} has no image {root / stray}.*; masks/ must mirror the image "
+                        "folders (masks/CLASS/NAME.png for CLASS/NAME.png)")
     wanted = {"val": val_fraction, "test": test_fraction}
     missing = {name: f for name, f in wanted.items() if name not in sets}
     if missing:

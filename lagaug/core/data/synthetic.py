@@ -7,6 +7,9 @@ random walks) and chips (small dark or bright blobs at the edge of the part). De
 many are hard: a fifth of them are faint or tiny, and every surface, defective or not, may carry
 benign marks that look defect-like (long tool streaks, dust specks, glints).
 
+Every defect image comes with its mask (where the defect changed the surface), so the default data
+shows what masks do: the region a generator must keep.
+
 Every image is a pure function of ``(seed, split, label, index)``, so the same seed gives
 bit-identical data and the unlabelled pool of ``ok`` images (:class:`SyntheticPool`) renders its
 batches on demand instead of holding them. Images are drawn at twice the requested size (up to 64 px)
@@ -203,43 +206,70 @@ def _rngs(seed: int, split: str, label: int, index: int) -> list[np.random.Gener
     return [np.random.default_rng(s) for s in entropy.spawn(2)]
 
 
+MASK_LEVEL = 0.2  # a pixel belongs to the defect's mask where the defect changes it by this share of its peak
+
+
 def render_image(image_size: int, seed: int, split: str, label: int, index: int) -> tuple[np.ndarray, dict]:
     """Render one image as ``uint8 (image_size, image_size)``, with notes on what it shows.
 
     ``split`` is ``"train"``, ``"val"``, ``"test"`` or ``"unlabeled"``; ``label`` 0 (ok) or 1
     (defect). The notes: ``defect`` (kind or ``None``), ``severity`` in ``[0, 1]`` (``None`` for ok;
     below :data:`HARD_SEVERITY` is faint or tiny) and ``marks`` (benign marks on the surface).
+    :func:`render_mask` gives the defect's mask.
     """
+    img, notes, _ = _render(image_size, seed, split, label, index)
+    return img, notes
+
+
+def render_mask(image_size: int, seed: int, split: str, label: int, index: int) -> np.ndarray:
+    """The defect mask of :func:`render_image`'s image, bool ``(image_size, image_size)``: the pixels
+    the defect changes by at least :data:`MASK_LEVEL` of its strongest change (all false for ok)."""
+    return _render(image_size, seed, split, label, index)[2]
+
+
+def _render(image_size: int, seed: int, split: str, label: int, index: int) -> tuple[np.ndarray, dict, np.ndarray]:
     rng, noise = _rngs(seed, split, label, index)
     factor = 2 if image_size <= 64 else 1
     size = image_size * factor
     img, brush = _surface(rng, noise, size)
     marks = _benign_marks(img, rng, brush)
     notes = {"defect": None, "severity": None, "marks": marks}
+    mask = np.zeros((image_size, image_size), dtype=bool)
     if label == 1:
         kind = _DEFECTS[rng.choice(3, p=[0.4, 0.3, 0.3])]
         hard = rng.random() < HARD_SHARE
         severity = float(rng.uniform(0, HARD_SEVERITY) if hard else rng.uniform(HARD_SEVERITY, 1))
+        state = rng.bit_generator.state
         _DRAW[kind](img, rng, severity)
+        rng.bit_generator.state = state  # the same defect again, alone: where it lies
+        layer = np.zeros_like(img)
+        _DRAW[kind](layer, rng, severity)
+        change = np.abs(layer)
+        on = change >= MASK_LEVEL * change.max() if change.max() > 0 else change > 0
+        mask = on.reshape(image_size, factor, image_size, factor).any((1, 3))
         notes.update(defect=kind, severity=severity)
     img = img.reshape(image_size, factor, image_size, factor).mean((1, 3))
-    return np.round(np.clip(img, 0, 1) * 255).astype(np.uint8), notes
+    return np.round(np.clip(img, 0, 1) * 255).astype(np.uint8), notes, mask
 
 
 def _make_set(image_size: int, seed: int, split: str, n_ok: int, n_defect: int) -> tuple[ImageSet, list[dict]]:
     """A labelled split: ``n_ok`` ok images then ``n_defect`` defect images, and their notes."""
-    images, labels, ids, notes = [], [], [], []
+    images, labels, ids, notes, masks = [], [], [], [], []
     for label, count in ((0, n_ok), (1, n_defect)):
         for i in range(count):
-            img, note = render_image(image_size, seed, split, label, i)
+            img, note, mask = _render(image_size, seed, split, label, i)
             images.append(img)
             labels.append(label)
             ids.append(f"default/{split}/{CLASS_NAMES[label]}/{i:05d}")
             notes.append(note)
+            masks.append(mask)
     stacked = torch.from_numpy(np.stack(images)[:, None]) if images else torch.zeros(
         (0, 1, image_size, image_size), dtype=torch.uint8
     )
-    return ImageSet(stacked, torch.tensor(labels, dtype=torch.int64), list(CLASS_NAMES), ids), notes
+    stacked_masks = torch.from_numpy(np.stack(masks)) if masks else torch.zeros(
+        (0, image_size, image_size), dtype=torch.bool)
+    return ImageSet(stacked, torch.tensor(labels, dtype=torch.int64), list(CLASS_NAMES), ids,
+                    masks=stacked_masks), notes
 
 
 @dataclass
@@ -263,6 +293,13 @@ class SyntheticPool(SquarePool):
         imgs = [render_image(self.image_side, self.seed, "unlabeled", 0, int(i))[0] for i in indices]
         batch = torch.from_numpy(np.stack(imgs)[:, None]).float() / 255.0
         return batch.expand(-1, self.n_channels, -1, -1).contiguous()
+
+    def images_at(self, indices) -> torch.Tensor:
+        """Images ``indices`` as float32 ``(B, C, H, W)`` in ``[0, 1]``."""
+        return self.render(indices)
+
+    def id_of(self, index: int) -> str:
+        return f"default/unlabeled/{int(index):05d}"
 
     def iter_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         order = torch.randperm(self.size, generator=generator)
@@ -298,7 +335,7 @@ def make_default_splits(
             f"seed {seed}; train {train[0]}+{train[1]}, val {val[0]}+{val[1]}, "
             f"test {test[0]}+{test[1]}, unlabeled {n_unlabeled} ok"
         ),
-        # flips and 90-degree turns of a surface close-up keep its class
+        # flips and 90-degree turns of a surface close-up keep its class; "ok" surfaces carry no defect
         extra={"notes": notes, "source": "embedded default", "carved": [], "split_seed": seed,
-               "orientation_invariant": True},
+               "orientation_invariant": True, "normal_classes": ["ok"]},
     )

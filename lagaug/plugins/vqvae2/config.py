@@ -97,6 +97,11 @@ class VQVAE2Config:
     temperature: float = 1.0
     region: str = ""  # a box y0,x0,y1,x1 of bottom-map cells to resample (half-open); "" = resample_fraction
     resample_fraction: float = 1.0
+    # the defect (the region the lagaug_find_region stage found: a mask, an anomaly map, saliency):
+    keep: Literal["region", "none"] = "region"  # region: its codes are kept, the rest resampled; none: ignored
+    keep_margin: int = 2  # pixels the region grows by before the codes under it are kept
+    transplant: Literal["none", "pool", "train"] = "none"  # put the kept codes onto a defect-free background
+    seam: int = 2  # bottom-map cells around a transplanted region that the prior redraws (the seam)
     metric_sigma: float = 1.5  # Gaussian blur (pixels) that splits structure from detail
     sample_batch_size: int = 64
     grid_images: int = 8  # held-out images in the fit's reconstruction grid (0: none)
@@ -126,6 +131,14 @@ class VQVAE2Config:
             raise ConfigError(f"--set bottom_stride={self.bottom_stride}: expected auto (by image size), "
                               "4 (bottom map 1/4 of the image, the reference), 2 (1/2: finer detail, four times "
                               "the positions) or 1 (the image's own resolution: 1-px structure, sixteen times)")
+        if self.keep not in ("region", "none"):
+            raise ConfigError(f"--set keep={self.keep!r}: expected region (keep the codes under the defect) or none")
+        if self.transplant not in ("none", "pool", "train"):
+            raise ConfigError(f"--set transplant={self.transplant!r}: expected none, pool (a background from the "
+                              "unlabelled pool) or train (a defect-free training image)")
+        for name in ("keep_margin", "seam"):
+            if int(getattr(self, name)) < 0:
+                raise ConfigError(f"--set {name}={getattr(self, name)}: must be 0 or more")
         if self.border not in ("replicate", "zero"):
             raise ConfigError(f"--set border={self.border!r}: expected replicate or zero")
         if self.codebook_restart < 0:

@@ -20,7 +20,8 @@ and let a PixelSNAIL prior write new local (bottom) codes, then decode.
   in bottom-map cells, half-open like slices — ``--set region=0,0,4,4`` — or, from Python, a
   boolean bottom-map-shaped ``(Hb, Wb)`` / ``(N, Hb, Wb)`` mask) or
   ``resample_fraction`` (a box of that fraction of the map at a random place per image; 1 = all).
-  Codes outside the region are kept.
+  Codes outside the box are kept. An image's defect (``ctx.regions``) is kept too (``keep=region``)
+  or transplanted onto a defect-free background (``transplant=pool|train``): :mod:`.keep`.
 * **decode** — codes -> images, with per-image metrics ``structure_error`` (low-frequency
   difference to the source), ``detail_change`` (high-frequency difference) and ``codes_changed``
   (fraction of bottom codes that differ from the source's).
@@ -42,6 +43,7 @@ from lagaug.plugins.vqvae2 import diagnostics as diag
 from lagaug.plugins.vqvae2.config import (  # noqa: F401  (VQVAE2Config, parse_box: public here too)
     PRESETS, VQVAE2Config, auto_bottom_stride, check_temperature, parse_box, region_mask,
 )
+from lagaug.plugins.vqvae2.keep import plan_keep
 from lagaug.plugins.vqvae2.layers import init_weights_
 from lagaug.plugins.vqvae2.metrics import structure_and_detail
 from lagaug.plugins.vqvae2.pixelsnail import PixelSNAIL
@@ -62,6 +64,7 @@ class VQVAE2Method(GeneratorMethod):
     version: ClassVar[int] = 2  # 2: border and bottom_stride options (version 1 = zero border, 1/4 map)
     Config: ClassVar[type] = VQVAE2Config
     min_image_size: ClassVar[int] = 8
+    region_mode: ClassVar[str] = "self"  # keeps the codes under a region (keep.py)
 
     @classmethod
     def import_checkpoint(cls, files, *, out, class_names, image_size=None, **options) -> "VQVAE2Method":
@@ -307,6 +310,8 @@ class VQVAE2Method(GeneratorMethod):
                            opts.get("resample_fraction", self.config.resample_fraction), bottom.shape, ctx.generator)
         dev = torch.device(ctx.device)
         self._to(dev)
+        plan = plan_keep(self, top, bottom, mask, out.source, out.weight, ctx, lambda key: self.option(ctx, key))
+        top, bottom, mask = plan.top, plan.bottom, plan.resample
         new = []
         bs = self.config.sample_batch_size
         for s in range(0, bottom.shape[0], bs):
@@ -314,11 +319,13 @@ class VQVAE2Method(GeneratorMethod):
                               condition=top[s : s + bs].to(dev), temperature=temperature,
                               generator=ctx.generator).cpu())
         codes = dict(out.codes)
-        codes["bottom_source"] = bottom
+        codes["top"], codes["bottom_source"] = top, bottom
         codes["bottom"] = torch.cat(new) if new else bottom
+        codes["region"] = plan.region
         info = dict(out.info)
         info["resample"] = {"temperature": temperature, "resampled_cells": int(mask.sum())}
-        return Latents(codes=codes, source=out.source, soft=out.soft, info=info, weight=out.weight)
+        info["notes"] = plan.notes
+        return Latents(codes=codes, source=plan.source, soft=out.soft, info=info, weight=plan.weight)
 
     def decode(self, latents: Latents, ctx: StageContext) -> Synthesis:
         top, bottom = self._check_codes(latents)
@@ -339,8 +346,10 @@ class VQVAE2Method(GeneratorMethod):
                 images, src, self.config.metric_sigma)
         if "bottom_source" in latents.codes:
             metrics["codes_changed"] = (bottom != latents.codes["bottom_source"]).flatten(1).float().mean(1)
+        notes = latents.info.get("notes")
         return Synthesis(images=images, soft=latents.soft, source=latents.source, metrics=metrics,
-                         weight=latents.weight)
+                         weight=latents.weight, masks=latents.codes.get("region"),
+                         notes=[dict(n) for n in notes] if notes is not None and len(notes) == len(images) else None)
 
     # -- checks --------------------------------------------------------------------------------
     def _check_codes(self, latents: Latents) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,6 +25,27 @@ from torch.nn import functional as F
 from lagaug.plugins.vqvae2.layers import Dropout, WNParams, init_weights_, seeded
 
 
+def embed_conv(codes: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pad: tuple[int, int, int, int],
+               n_class: int) -> torch.Tensor:
+    """``conv2d(pad(one_hot(codes)), weight, bias)`` without building the one-hot map: a conv over
+    one-hot codes is, per tap, a lookup of the code's column of the weight. ``pad`` is
+    ``(left, right, top, bottom)`` as for ``F.pad``; padded positions are all-zero (no code).
+    Same values as the conv (up to the order of the sums), at a fraction of the cost."""
+    o, _, kh, kw = weight.shape
+    left, right, top, bottom = pad
+    padded = F.pad(codes, (left, right, top, bottom), value=n_class)  # n_class: the zero row
+    tables = torch.cat([weight.permute(2, 3, 1, 0), weight.new_zeros(kh, kw, 1, o)], 2)  # (kh, kw, n+1, o)
+    h, w = padded.shape[1] - kh + 1, padded.shape[2] - kw + 1
+    out = None
+    for ky in range(kh):
+        for kx in range(kw):
+            tap = F.embedding(padded[:, ky : ky + h, kx : kx + w], tables[ky, kx])
+            out = tap if out is None else out + tap
+    if bias is not None:
+        out = out + bias
+    return out.permute(0, 3, 1, 2)
+
+
 class WNConv2d(nn.Module):
     """Weight-normed conv (keys ``conv.weight_g``, ``conv.weight_v``, ``conv.bias``)."""
 
@@ -66,6 +87,10 @@ class CausalConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.pad(x, self.pad))
+
+    def forward_codes(self, codes: torch.Tensor, n_class: int) -> torch.Tensor:
+        """The same as ``forward(one_hot(codes))`` (``codes`` ``(B, H, W)``), by lookup."""
+        return embed_conv(codes, self.conv.conv.weight(), self.conv.conv.bias, self.pad, n_class)
 
 
 class GatedResBlock(nn.Module):
@@ -234,8 +259,12 @@ class PixelSNAIL(nn.Module):
 
     def condition_map(self, condition: torch.Tensor) -> torch.Tensor:
         """Top codes ``(B, H/2, W/2)`` -> condition features ``(B, cond_res_channel, H, W)``."""
-        onehot = F.one_hot(condition, self.n_class).permute(0, 3, 1, 2).to(self.background.dtype)
-        return F.interpolate(self.cond_resnet(onehot), scale_factor=2, mode="nearest")
+        first, *rest = self.cond_resnet.blocks
+        p = first.padding
+        x = embed_conv(condition, first.conv.weight(), first.conv.bias, (p, p, p, p), self.n_class)
+        for block in rest:
+            x = block(x)
+        return F.interpolate(x, scale_factor=2, mode="nearest")
 
     def forward(self, codes: torch.Tensor, condition: torch.Tensor | None = None,
                 cond_map: torch.Tensor | None = None) -> torch.Tensor:
@@ -244,8 +273,8 @@ class PixelSNAIL(nn.Module):
         The bottom prior needs ``condition`` (top codes) or a precomputed ``cond_map``.
         """
         b, h, w = codes.shape
-        onehot = F.one_hot(codes, self.n_class).permute(0, 3, 1, 2).to(self.background.dtype)
-        out = shift_down(self.horizontal(onehot)) + shift_right(self.vertical(onehot))
+        out = (shift_down(self.horizontal.forward_codes(codes, self.n_class))
+               + shift_right(self.vertical.forward_codes(codes, self.n_class)))
         background = self.background[:, :, :h].expand(b, 2, h, w)
         if self.conditioned:
             if cond_map is None:
