@@ -6,12 +6,15 @@
 * :func:`learnable_set` / :func:`learnable_splits` / :func:`learnable_npz` — tiny image sets that
   a tiny classifier learns in seconds but not perfectly, so tests compare figures that can differ;
   :data:`TEST_ENSEMBLE` / :func:`test_ensemble_config` — the ensemble setting that learns them.
+* :func:`defect_set` / :func:`defect_npz` — ``ok`` surfaces and ``defect`` ones with a drawn line
+  or blob and its exact mask (regions, anomaly maps, keeping and transplanting a defect).
 """
 
 from lagaug.testing.contract import MethodContract
 from lagaug.testing.data import (
-    CLASS_NAMES, TEST_ENSEMBLE, learnable_images, learnable_npz, learnable_set, learnable_splits, test_ensemble_config,
+    CLASS_NAMES, DEFECT_CLASSES, TEST_ENSEMBLE, defect_npz, defect_set, learnable_images, learnable_npz, learnable_set,
+    learnable_splits, test_ensemble_config,
 )
 
-__all__ = ["CLASS_NAMES", "MethodContract", "TEST_ENSEMBLE", "learnable_images", "learnable_npz", "learnable_set",
-           "learnable_splits", "test_ensemble_config"]
+__all__ = ["CLASS_NAMES", "DEFECT_CLASSES", "MethodContract", "TEST_ENSEMBLE", "defect_npz", "defect_set",
+           "learnable_images", "learnable_npz", "learnable_set", "learnable_splits", "test_ensemble_config"]

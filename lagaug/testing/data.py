@@ -97,3 +97,53 @@ def learnable_npz(path: str | Path, seed: int = 0, size: int = 16, contrast: flo
              x_test=(evaluation.images[:, 0]).numpy(), y_test=evaluation.labels.numpy(),
              class_names=np.array(train.class_names))
     return Path(path)
+
+
+DEFECT_CLASSES = ["ok", "defect"]
+
+
+def defect_set(n_ok: int = 24, n_defect: int = 12, seed: int = 0, size: int = 16, split: str = "train",
+               contrast: float = 0.5) -> ImageSet:
+    """Surfaces with a drawn defect and its mask: class ``ok`` (a smooth, noisy surface) and
+    ``defect`` (the same with a dark line, horizontal or vertical, 1 px wide and 4 to 8 px long, or
+    a bright 3x3 blob, at a random place). ``masks`` mark exactly the drawn pixels."""
+    g = torch.Generator().manual_seed(seed * 1000 + ("train", "val", "test", "pool").index(split))
+    n = n_ok + n_defect
+    ramp = torch.linspace(-0.1, 0.1, size)
+    x = (0.5 + ramp.view(1, 1, size, 1) * torch.rand(n, 1, 1, 1, generator=g)
+         + 0.04 * torch.randn(n, 1, size, size, generator=g))
+    masks = torch.zeros(n, size, size, dtype=torch.bool)
+    for i in range(n_ok, n):
+        if torch.rand(1, generator=g) < 0.5:
+            length = int(torch.randint(4, 9, (1,), generator=g))
+            r = int(torch.randint(1, size - 1, (1,), generator=g))
+            c = int(torch.randint(0, size - length, (1,), generator=g))
+            if torch.rand(1, generator=g) < 0.5:
+                masks[i, r, c : c + length] = True
+            else:
+                masks[i, c : c + length, r] = True
+            x[i, 0][masks[i]] -= contrast
+        else:
+            r, c = torch.randint(1, size - 4, (2,), generator=g).tolist()
+            masks[i, r : r + 3, c : c + 3] = True
+            x[i, 0][masks[i]] += contrast
+    labels = torch.tensor([0] * n_ok + [1] * n_defect)
+    return ImageSet(images=x.clamp(0, 1), labels=labels, class_names=list(DEFECT_CLASSES),
+                    ids=[f"{split}/{i:04d}" for i in range(n)], masks=masks)
+
+
+def defect_npz(path: str | Path, seed: int = 0, size: int = 16, train: tuple[int, int] = (40, 16),
+               test: tuple[int, int] = (20, 10), pool: int = 0) -> Path:
+    """:func:`defect_set` images as an ``.npz`` with masks (``m_train``, ``m_test``) and, with
+    ``pool``, that many defect-free images as ``x_pool``."""
+    import numpy as np
+
+    tr = defect_set(*train, seed=seed, size=size, split="train")
+    te = defect_set(*test, seed=seed, size=size, split="test")
+    arrays = dict(x_train=tr.images[:, 0].numpy(), y_train=tr.labels.numpy(), m_train=tr.masks.numpy().astype(np.uint8),
+                  x_test=te.images[:, 0].numpy(), y_test=te.labels.numpy(), m_test=te.masks.numpy().astype(np.uint8),
+                  class_names=np.array(DEFECT_CLASSES))
+    if pool:
+        arrays["x_pool"] = defect_set(pool, 0, seed=seed, size=size, split="pool").images[:, 0].numpy()
+    np.savez(path, **arrays)
+    return Path(path)
