@@ -1,67 +1,111 @@
-"""Time ``lagaug augment`` stage by stage (by default the README's main command, vqvae2).
+"""Time the README's main job (``lagaug augment --method vqvae2 --hard-k 2``) side by side with an
+older checkout, cold (no cache) and warm (the cache of the first run), idle and beside a busy process.
 
-    python benchmarks/bench_augment.py                      # lagaug augment --method vqvae2 --hard-k 2
-    python benchmarks/bench_augment.py --method vae --threads 2
+    python benchmarks/bench_augment.py --baseline /tmp/base          # a worktree of the commit to beat
+    python benchmarks/bench_augment.py --baseline /tmp/base --busy   # also beside one busy process
+    python benchmarks/bench_augment.py -- --method vae --iterations 1
 
-Every long stage reports through lagaug's Progress; this script records how long each task took
-and prints a table plus the total wall time (data loading included). Run it by hand: the figures
-depend on the machine and on what else runs on it.
+Each run is a fresh process (``python -c`` importing lagaug from the tree named), in a fresh run
+folder, with ``LAGAUG_CACHE`` pointing to a fresh folder per tree (cold) or to the one the cold run
+filled (warm). Wall time and peak memory (the child's own maximum resident set) are measured from
+the outside; the stage seconds come from the run's ``metrics.jsonl`` where the tree writes them.
+The runs alternate between the trees, so both see the same machine. Run it by hand; it prints a
+table and the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from pathlib import Path
 
-import torch
-
-from lagaug.core.loop import AugmentConfig, run_augment
-from lagaug.core.progress import Progress
+HERE = Path(__file__).resolve().parents[1]
+CHILD = "import sys; sys.path.insert(0, sys.argv[1]); from lagaug.cli.main import main; main(sys.argv[2:])"
 
 
-class TimingProgress(Progress):
-    """A quiet Progress that records the wall time of every task."""
+def run_once(tree: Path, args: list[str], out: Path, cache: Path | None, env_extra: dict) -> dict:
+    env = {**os.environ, "LAGAUG_CACHE": str(cache) if cache else "off", **env_extra}
+    env.pop("OMP_NUM_THREADS", None)
+    cmd = [sys.executable, "-c", CHILD, str(tree), "augment", *args, "--out", str(out), "--quiet", "--no-report"]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=out.parent)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    stdout, stderr = proc.stdout.read().decode(), proc.stderr.read().decode()
+    if status != 0:
+        raise SystemExit(f"{tree}: lagaug augment failed ({status}):\n{stderr[-2000:]}")
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    quality = [line for line in stdout.splitlines() if line.startswith("round ")]
+    return {"wall": wall, "rss_mb": usage.ru_maxrss / 1024, "rows": rows, "quality": quality}
 
-    def __init__(self):
-        super().__init__(quiet=True)
-        self.records: list[tuple[str, float]] = []
 
-    @contextmanager
-    def task(self, description, total):
-        start = time.perf_counter()
-        with super().task(description, total) as handle:
-            yield handle
-        self.records.append((description, time.perf_counter() - start))
+def busy_process() -> subprocess.Popen:
+    """One other process keeping one core busy (a pure-Python loop)."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def stages(rows: list[dict]) -> str:
+    parts = []
+    for r in rows:
+        sec = r.get("seconds") or {}
+        fit = sec.get("generator_fit")
+        if fit is not None:
+            parts.append(f"fit {fit:.0f}s{' (cache)' if sec.get('generator_reused') else ''}")
+        if "ensemble" in sec:
+            parts.append(f"ens{r['iteration']} {sec['ensemble']:.0f}s")
+    return ", ".join(parts) or "-"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", default="vqvae2")
-    parser.add_argument("--hard-k", type=int, default=2)
-    parser.add_argument("--iterations", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--baseline", type=Path, help="another checkout of lagaug to time beside this one")
+    parser.add_argument("--busy", action="store_true", help="also time beside one busy process")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("augment_args", nargs="*", help="after --: lagaug augment options")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    progress = TimingProgress()
-    with tempfile.TemporaryDirectory() as out:
-        cfg = AugmentConfig(method=args.method, hard_k=args.hard_k, iterations=args.iterations,
-                            device=args.device, out=out)
-        start = time.perf_counter()
-        result = run_augment(cfg, progress)
-        total = time.perf_counter() - start
-    print(f"lagaug augment --method {args.method} --hard-k {args.hard_k} --iterations {args.iterations} "
-          f"(torch threads: {torch.get_num_threads()})")
-    print(f"{'stage':<58} {'seconds':>8}")
-    for name, secs in progress.records:
-        print(f"{name:<58} {secs:8.1f}")
-    timed = sum(s for _, s in progress.records)
-    print(f"{'other (data, scoring, writing)':<58} {total - timed:8.1f}")
-    print(f"{'total':<58} {total:8.1f}")
-    print("AUC per iteration: " + ", ".join(f"{r['auc_mean']:.3f}±{r['auc_ci']:.3f}" for r in result.rows))
+    job = args.augment_args or ["--method", "vqvae2", "--hard-k", "2"]
+    trees = [("this", HERE)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
+    results: dict[tuple, list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for rep in range(args.repeats):
+            for condition in (["idle", "busy"] if args.busy else ["idle"]):
+                for name, tree in trees:
+                    cache = tmp / f"cache-{name}-{rep}-{condition}"
+                    hog = busy_process() if condition == "busy" else None
+                    try:
+                        cold = run_once(tree, job, tmp / f"{name}-{rep}-{condition}-cold", cache, {})
+                        warm = run_once(tree, job, tmp / f"{name}-{rep}-{condition}-warm", cache, {})
+                    finally:
+                        if hog is not None:
+                            hog.kill()
+                    results.setdefault((name, condition, "cold"), []).append(cold)
+                    results.setdefault((name, condition, "warm"), []).append(warm)
+                    print(f"{name:>8} {condition:>4} cold {cold['wall']:6.1f}s {cold['rss_mb']:6.0f} MB  [{stages(cold['rows'])}]"
+                          f" | warm {warm['wall']:6.1f}s  [{stages(warm['rows'])}]", flush=True)
+    print(f"\nlagaug augment {' '.join(job)}")
+    print(f"{'tree':>8} {'load':>4} {'run':>4} {'wall s (mean)':>14} {'peak MB':>8}")
+    for (name, condition, kind), runs in results.items():
+        wall = sum(r["wall"] for r in runs) / len(runs)
+        rss = max(r["rss_mb"] for r in runs)
+        print(f"{name:>8} {condition:>4} {kind:>4} {wall:14.1f} {rss:8.0f}")
+    for condition in (["idle", "busy"] if args.busy else ["idle"]):
+        if args.baseline:
+            a = sum(r["wall"] for r in results[("this", condition, "cold")])
+            b = sum(r["wall"] for r in results[("baseline", condition, "cold")])
+            print(f"{condition}: this / baseline (cold) = {a / b:.2f}")
+    if args.busy:
+        a = sum(r["wall"] for r in results[("this", "busy", "cold")])
+        b = sum(r["wall"] for r in results[("this", "idle", "cold")])
+        print(f"this: busy / idle (cold) = {a / b:.2f}")
+    last = results[("this", "idle", "cold")][-1]
+    for line in last["quality"]:
+        print("this, idle:", line)
 
 
 if __name__ == "__main__":

@@ -226,7 +226,16 @@ def test_chance_warning_reads_the_test_sets_noise_and_blind_members():
 def test_threads_default_to_the_usable_cores_and_are_applied(monkeypatch):
     import os
 
+    import lagaug.core.threads as threads
+
     assert 1 <= default_threads() <= len(os.sched_getaffinity(0))
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    ticks = iter([(100, 1000), (150, 1200)])  # 50 of 200 jiffies busy over the window: 0.25 of 4 cores = 1
+    monkeypatch.setattr(threads, "_cpu_times", lambda: next(ticks))
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert default_threads() == 1  # one core held by another process: one thread
+    ticks = iter([(100, 1000), (100, 1200)])
+    assert default_threads() == 2  # an idle machine: every usable core
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     before = torch.get_num_threads()
     try:

@@ -16,7 +16,8 @@ from lagaug.plugins.vqvae2.method import VQVAE2Config, VQVAE2Method
 TINY = dict(channel=16, n_res_block=1, n_res_channel=8, embed_dim=8, n_embed=32, epochs=25,
             batch_size=16, lr=3e-3, prior_channel=16, prior_res_channel=16, prior_n_block=1,
             prior_n_res_block=1, prior_n_cond_res_block=1, prior_epochs=6, prior_dropout=0.0,
-            prior_lr=3e-3, prior_batch_size=16, bottom_stride=2)  # a 16x16 bottom map: test-sized
+            prior_lr=3e-3, prior_batch_size=16, bottom_stride=2,  # a 16x16 bottom map: test-sized
+            prior_pretrain_epochs=1, crop=0, lr_schedule="constant")  # whole images (crops: test_vqvae2_speed.py)
 
 
 def shapes_set(n: int, seed: int, size: int = 32) -> ImageSet:

@@ -59,10 +59,14 @@ class VQVAE2Config:
     border: Literal["replicate", "zero"] = "replicate"  # conv padding; "zero" is the reference's (border artefact)
     commitment: float = 0.25
     recon_loss: Literal["l1", "mse"] = "l1"  # the paper used L1, the reference MSE
-    lr: float = 1e-3  # [3e-4]
+    lr: float = 3e-3  # peak [3e-4]
     batch_size: int = 32
     pretrain_epochs: int = 1  # over the unlabeled pool, when given [paper: 11 on 250k images]
-    epochs: int = 20  # on the training images [paper: 258]
+    pool_images: int = 0  # pool images one pre-training pass takes (a fresh seeded draw each pass); 0 = all
+    crop: int | Literal["auto"] = "auto"  # train the VQ-VAE on random crops of this side; auto: half from 32 px; 0: off
+    lr_schedule: Literal["constant", "cosine"] = "cosine"  # the VQ-VAE's learning rate over its steps
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # training arithmetic; auto: bf16 where the hardware has it
+    epochs: int = 30  # on the training images (crops of them) [paper: 258]
     # bottom prior: PixelSNAIL conditioned on the top codes
     # [channel 256, kernel 5, n_block 4, n_res_block 4, res_channel 256, n_cond_res_block 3]
     prior_channel: int = 32
@@ -76,10 +80,10 @@ class VQVAE2Config:
     prior_n_out_res_block: int = 0
     prior_dropout: float = 0.1
     prior_attention: bool = False  # the reference bottom prior has none
-    prior_lr: float = 2e-3  # [3e-4]
-    prior_batch_size: int = 32
-    prior_pretrain_epochs: int = 1  # over the pool's codes [paper: 3]
-    prior_epochs: int = 20  # on the training codes, one checkpoint each [paper: 112]
+    prior_lr: float = 5e-3  # [3e-4]
+    prior_batch_size: int = 8  # small batches: more updates for the same work (lower held-out NLL sooner)
+    prior_pretrain_epochs: int = 0  # over the pool's codes [paper: 3]; the pool regime wants 1 or more
+    prior_epochs: int = 8  # on the training codes, one checkpoint each [paper: 112]
     prior_holdout: float = 0.15  # share of training codes held out when no validation set
     prior_checkpoint: str = "auto"  # auto (lowest held-out NLL) | last | an epoch number
     # optional top prior (attention) for unconditional sampling; trained like the bottom prior
@@ -131,6 +135,14 @@ class VQVAE2Config:
             raise ConfigError(f"--set bottom_stride={self.bottom_stride}: expected auto (by image size), "
                               "4 (bottom map 1/4 of the image, the reference), 2 (1/2: finer detail, four times "
                               "the positions) or 1 (the image's own resolution: 1-px structure, sixteen times)")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ConfigError(f"--set precision={self.precision!r}: expected auto, bf16 or fp32")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"--set lr_schedule={self.lr_schedule!r}: expected constant or cosine")
+        if self.crop != "auto" and (int(self.crop) < 0 or (int(self.crop) and int(self.crop) % 8)):
+            raise ConfigError(f"--set crop={self.crop}: expected auto, 0 (whole images) or a multiple of 8")
+        if int(self.pool_images) < 0:
+            raise ConfigError(f"--set pool_images={self.pool_images}: must be 0 (the whole pool) or more")
         if self.keep not in ("region", "none"):
             raise ConfigError(f"--set keep={self.keep!r}: expected region (keep the codes under the defect) or none")
         if self.transplant not in ("none", "pool", "train"):

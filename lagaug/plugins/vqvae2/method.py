@@ -49,8 +49,8 @@ from lagaug.plugins.vqvae2.metrics import structure_and_detail
 from lagaug.plugins.vqvae2.pixelsnail import PixelSNAIL
 from lagaug.plugins.vqvae2.sampler import sample
 from lagaug.plugins.vqvae2.training import (
-    batches, extract_codes, init_codebooks, mean_recon_error, parse_checkpoint_choice,
-    to_model_range, train_prior, vqvae_step,
+    batches, extract_codes, init_codebooks, lr_factor, mean_recon_error, parse_checkpoint_choice, random_crops,
+    resolve_precision, to_model_range, train_prior, vqvae_step,
 )
 from lagaug.plugins.vqvae2.vqvae import VQVAE2, perplexity
 
@@ -164,6 +164,8 @@ class VQVAE2Method(GeneratorMethod):
         dev = torch.device(ctx.device)
         self._check_set(train, "training set")
         unlabeled = self.usable_pool(unlabeled)
+        self.precision = resolve_precision(self.config.precision, dev)
+        self.state["precision"] = self.precision
         for module in self.modules().values():
             init_weights_(module, ctx.generator)
             module.to(dev)
@@ -182,9 +184,28 @@ class VQVAE2Method(GeneratorMethod):
         return metrics
 
     def _pool_batches(self, unlabeled, ctx: FitContext, dev):
-        """One streamed pass over the pool, as ``[-1, 1]`` batches on ``dev``."""
+        """One streamed pass over the pool (its first ``pool_images`` in a fresh seeded order, when
+        that is set), as ``[-1, 1]`` batches on ``dev``."""
+        left = self._pool_size(unlabeled)
         for x in unlabeled.iter_batches(self.config.batch_size, ctx.generator):
-            yield to_model_range(x).to(dev)
+            if left <= 0:
+                return
+            yield to_model_range(x[:left]).to(dev)
+            left -= len(x)
+
+    def _pool_size(self, unlabeled) -> int:
+        """How many pool images one pre-training pass takes."""
+        cap = int(self.config.pool_images)
+        return len(unlabeled) if cap <= 0 else min(cap, len(unlabeled))
+
+    def train_crop(self) -> int:
+        """The side of the crops the VQ-VAE trains on (0: whole images). ``crop=auto``: half the
+        image side from 32 px up (a convolutional auto-encoder learns local structure; crops cost a
+        quarter of a step and reached a higher held-out PSNR in the same time: docs/benchmarks.md)."""
+        crop, side = self.config.crop, min(self.image_shape[1:])
+        if crop == "auto":
+            return side // 2 if side >= 32 else 0
+        return 0 if int(crop) >= side else int(crop)
 
     def _fit_vqvae(self, images: torch.Tensor, unlabeled, ctx: FitContext, dev) -> dict[str, Any]:
         """Codebooks from data, pre-training on the pool, fine-tuning on the training images."""
@@ -198,11 +219,16 @@ class VQVAE2Method(GeneratorMethod):
         pool_epochs = cfg.pretrain_epochs if unlabeled is not None else 0
         steps = math.ceil(len(images) / cfg.batch_size) * cfg.epochs
         if pool_epochs:
-            steps += math.ceil(len(unlabeled) / cfg.batch_size) * pool_epochs
+            steps += math.ceil(self._pool_size(unlabeled) / cfg.batch_size) * pool_epochs
+
+        crop, done = self.train_crop(), [0]
 
         def step(x):
-            return vqvae_step(self.vqvae, opt, x, cfg.commitment, cfg.recon_loss, gen,
-                              cfg.codebook_restart, cfg.bottom_dropout)
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * lr_factor(done[0], steps, cfg.lr_schedule)
+            done[0] += 1
+            return vqvae_step(self.vqvae, opt, random_crops(x, crop, gen), cfg.commitment, cfg.recon_loss, gen,
+                              cfg.codebook_restart, cfg.bottom_dropout, self.precision)
 
         losses: dict[str, list[float]] = {"pretrain_loss": [], "train_loss": []}
         with ctx.progress.task("vqvae2: VQ-VAE-2", total=steps) as task:
@@ -248,7 +274,7 @@ class VQVAE2Method(GeneratorMethod):
 
         steps = math.ceil(len(top) / cfg.prior_batch_size) * cfg.prior_epochs
         if unlabeled is not None:
-            steps += math.ceil(len(unlabeled) / cfg.batch_size) * cfg.prior_pretrain_epochs
+            steps += math.ceil(self._pool_size(unlabeled) / cfg.batch_size) * cfg.prior_pretrain_epochs
         jobs = [("bottom", self.bottom_prior, (bottom, top), (held_bottom, held_top), "prior_checkpoint")]
         if self.top_prior is not None:
             jobs.append(("top", self.top_prior, (top, None), (held_top, None), "top_prior_checkpoint"))
@@ -257,7 +283,7 @@ class VQVAE2Method(GeneratorMethod):
             with ctx.progress.task(f"vqvae2: {level} prior", total=steps) as task:
                 record = train_prior(
                     prior, train=codes, held_out=held, pool_batches=pool_codes(level),
-                    pretrain_epochs=cfg.prior_pretrain_epochs, epochs=cfg.prior_epochs,
+                    pretrain_epochs=cfg.prior_pretrain_epochs, epochs=cfg.prior_epochs, precision=self.precision,
                     lr=cfg.prior_lr, batch_size=cfg.prior_batch_size,
                     pinned=parse_checkpoint_choice(getattr(cfg, option), cfg.prior_epochs, option),
                     generator=gen, device=dev, advance=task.advance,

@@ -21,9 +21,46 @@ from lagaug.plugins.vqvae2.pixelsnail import PixelSNAIL
 from lagaug.plugins.vqvae2.vqvae import VQVAE2
 
 
+def resolve_precision(precision: str, device) -> str:
+    """``bf16`` or ``fp32``: ``auto`` is bf16 where the hardware computes it natively (a CPU with
+    bf16 instructions, a CUDA GPU that supports it), else fp32."""
+    if precision != "auto":
+        return precision
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        ok = torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    else:
+        ok = dev.type == "cuda" and torch.cuda.is_bf16_supported()
+    return "bf16" if ok else "fp32"
+
+
+def autocast(device, precision: str):
+    """The training steps' autocast context: bf16 mixed precision, or nothing (fp32)."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
     """``[0, 1]`` images -> the ``[-1, 1]`` range the reference models use."""
     return images * 2 - 1
+
+
+def random_crops(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """A ``size`` x ``size`` crop of every image of ``x`` ``(B, C, H, W)``, each at a random place
+    drawn from ``generator`` (``size`` 0 or the image's own: the images as they are)."""
+    b, c, h, w = x.shape
+    if size <= 0 or (size >= h and size >= w):
+        return x
+    ys = torch.randint(0, h - size + 1, (b,), generator=generator).tolist()
+    xs = torch.randint(0, w - size + 1, (b,), generator=generator).tolist()
+    return torch.stack([x[i, :, y : y + size, x0 : x0 + size] for i, (y, x0) in enumerate(zip(ys, xs))])
+
+
+def lr_factor(step: int, total: int, schedule: str) -> float:
+    """The learning rate's multiplier at ``step`` of ``total``: 1 (``constant``), or a half cosine
+    from 1 down to 0.05 (``cosine``)."""
+    if schedule == "constant" or total <= 1:
+        return 1.0
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator, shuffle: bool = True):
@@ -60,7 +97,7 @@ def recon_error(out: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
 
 def vqvae_step(model: VQVAE2, opt: torch.optim.Optimizer, x: torch.Tensor, commitment: float,
                kind: str, generator: torch.Generator | None = None, restart: float = 0.0,
-               bottom_dropout: float = 0.0) -> float:
+               bottom_dropout: float = 0.0, precision: str = "fp32") -> float:
     """One optimisation step: reconstruction (L1 or MSE) + ``commitment`` * latent loss.
 
     ``restart > 0``: afterwards, codes used less than ``restart`` times per batch (moving average)
@@ -69,12 +106,13 @@ def vqvae_step(model: VQVAE2, opt: torch.optim.Optimizer, x: torch.Tensor, commi
     carry the image's structure (neither is in the reference; both leave the format unchanged).
     """
     model.train()
-    quant_t, quant_b, latent, _, _ = model.encode(x)
-    if bottom_dropout > 0 and generator is not None:
-        drop = torch.rand(x.shape[0], generator=generator, device="cpu") < bottom_dropout
-        quant_b = quant_b * (~drop).to(quant_b.device, quant_b.dtype).view(-1, 1, 1, 1)
-    out = model.decode(quant_t, quant_b)
-    loss = recon_error(out, x, kind) + commitment * latent
+    with autocast(x.device, precision):
+        quant_t, quant_b, latent, _, _ = model.encode(x)
+        if bottom_dropout > 0 and generator is not None:
+            drop = torch.rand(x.shape[0], generator=generator, device="cpu") < bottom_dropout
+            quant_b = quant_b * (~drop).to(quant_b.device, quant_b.dtype).view(-1, 1, 1, 1)
+        out = model.decode(quant_t, quant_b)
+        loss = recon_error(out.float(), x, kind) + commitment * latent
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -128,9 +166,10 @@ class PriorRecord:
                 "criterion": self.criterion}
 
 
-def prior_step(prior: PixelSNAIL, opt, codes, cond) -> float:
+def prior_step(prior: PixelSNAIL, opt, codes, cond, precision: str = "fp32") -> float:
     prior.train()
-    loss = prior.loss(codes, cond)
+    with autocast(codes.device, precision):
+        loss = prior.loss(codes, cond)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -139,7 +178,7 @@ def prior_step(prior: PixelSNAIL, opt, codes, cond) -> float:
 
 @torch.no_grad()
 def prior_nll(prior: PixelSNAIL, codes: torch.Tensor, cond: torch.Tensor | None, device,
-              batch_size: int = 256) -> float:
+              batch_size: int = 32) -> float:
     """Mean negative log-likelihood per code (nats) of held-out ``codes``."""
     prior.eval()
     total = 0.0
@@ -181,6 +220,7 @@ def train_prior(
     advance: Callable[[], None] = lambda: None,
     save_dir: Path | None = None,
     name: str = "prior",
+    precision: str = "fp32",
 ) -> PriorRecord:
     """Pre-train ``prior`` on streamed pool codes, fine-tune it on ``train`` codes, and load the
     chosen checkpoint into it.
@@ -198,7 +238,8 @@ def train_prior(
     for _ in range(pretrain_epochs if pool_batches is not None else 0):
         losses = []
         for codes, cond in pool_batches():
-            losses.append(prior_step(prior, opt, codes.to(device), None if cond is None else cond.to(device)))
+            losses.append(prior_step(prior, opt, codes.to(device), None if cond is None else cond.to(device),
+                                     precision))
             advance()
         record.pretrain_loss.append(sum(losses) / max(len(losses), 1))
     codes, cond = train
@@ -208,7 +249,7 @@ def train_prior(
         for idx in batches(codes.shape[0], batch_size, generator):
             c = codes[idx].to(device)
             k = None if cond is None else cond[idx].to(device)
-            losses.append(prior_step(prior, opt, c, k))
+            losses.append(prior_step(prior, opt, c, k, precision))
             advance()
         record.train_loss.append(sum(losses) / max(len(losses), 1))
         if held_out is not None and held_out[0].shape[0] > 0:

@@ -112,7 +112,12 @@ class Quantizer(nn.Module):
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``z`` channels-last ``(..., dim)`` -> (quantized with straight-through gradient,
-        commitment term ``mean((sg[q] - z)^2)``, code ids ``z.shape[:-1]``)."""
+        commitment term ``mean((sg[q] - z)^2)``, code ids ``z.shape[:-1]``). Always in float32 (under
+        mixed precision too: the nearest code and the codebook's averages need it)."""
+        with torch.autocast(z.device.type, enabled=False):
+            return self._quantize(z.float())
+
+    def _quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         flat = z.reshape(-1, self.dim)
         ids = self.nearest(flat.detach())
         quant = self.lookup(ids).view_as(z)
