@@ -27,7 +27,7 @@ GRID_FILE = "reconstructions.png"
 
 
 @torch.no_grad()
-def reconstruct(model: VQVAE2, images: torch.Tensor, device, batch_size: int = 128) -> torch.Tensor:
+def reconstruct(model: VQVAE2, images: torch.Tensor, device, batch_size: int = 32) -> torch.Tensor:
     """encode -> quantize -> decode of ``[0, 1]`` images, back in ``[0, 1]`` (CPU)."""
     model.eval()
     outs = []

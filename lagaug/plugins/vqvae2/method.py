@@ -210,7 +210,7 @@ class VQVAE2Method(GeneratorMethod):
     def _fit_vqvae(self, images: torch.Tensor, unlabeled, ctx: FitContext, dev) -> dict[str, Any]:
         """Codebooks from data, pre-training on the pool, fine-tuning on the training images."""
         cfg, gen = self.config, ctx.generator
-        seed = to_model_range(images[torch.randperm(len(images), generator=gen)[:256]]).to(dev)
+        seed = to_model_range(images[torch.randperm(len(images), generator=gen)[:64]]).to(dev)  # plenty of vectors; little memory
         if unlabeled is not None:
             seed = torch.cat([next(self._pool_batches(unlabeled, ctx, dev)), seed])
         init_codebooks(self.vqvae, seed, gen)

@@ -136,7 +136,7 @@ def extract_codes(model: VQVAE2, images: Iterable[torch.Tensor], device) -> tupl
 
 
 @torch.no_grad()
-def mean_recon_error(model: VQVAE2, images: torch.Tensor, device, batch_size: int = 256) -> float:
+def mean_recon_error(model: VQVAE2, images: torch.Tensor, device, batch_size: int = 32) -> float:
     """Mean absolute error in ``[0, 1]`` pixel units of the model's reconstructions."""
     model.eval()
     total = 0.0
