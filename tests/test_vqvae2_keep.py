@@ -51,8 +51,12 @@ def test_keep_region_leaves_the_codes_under_the_defect_and_redraws_the_rest(fitt
     for j in range(4):  # the defect images
         assert keep[j].any() and out.masks[j].any()
         assert out.notes[j]["kept_cells"] == int(keep[j].sum()) and out.notes[j]["region_source"] == "mask"
-    latents = out  # decode's codes_changed: share of bottom codes that differ from the source's
-    assert all(0 < float(v) < 1 for v in latents.metrics["codes_changed"][:4])
+    assert all(0 < float(v) < 1 for v in out.metrics["codes_changed"][:4])  # some codes redrawn, not all
+    src = train.float_images(out.primary)
+    inside = out.masks[:4].unsqueeze(1)
+    assert torch.allclose(out.images[:4][inside], src[:4][inside], atol=1e-6)  # keep_pixels: the defect's own pixels
+    plain, _ = run(fitted, [45, 50], keep_pixels="false")
+    assert float((plain.images - src[:4]).abs()[inside].mean()) > 1e-3  # the decoder's rendering only nears them
     # re-encode is not exact, so check the codes the resampler wrote: run the stages by hand
     ctx = StageContext(generator=torch.Generator().manual_seed(1), variants=2, pool=train,
                        batch_index=torch.tensor([45, 50]), normal_classes=[0])

@@ -110,7 +110,8 @@ class CutPasteMethod(GeneratorMethod):
             grown = dilate(region[rows], int(self.option(ctx, "margin")))
             for k, i in enumerate(rows.tolist()):
                 patch, cut = images[i], grown[k]
-                if self.option(ctx, "flip") and bool(torch.rand(1, generator=ctx.generator) < 0.5):
+                flipped = bool(self.option(ctx, "flip")) and bool(torch.rand(1, generator=ctx.generator) < 0.5)
+                if flipped:
                     patch, cut = patch.flip(-1), cut.flip(-1)
                 dy = dx = 0
                 if self.option(ctx, "place") == "shift":
@@ -118,10 +119,10 @@ class CutPasteMethod(GeneratorMethod):
                 patch, cut = move(patch, dy, dx), move(cut, dy, dx)
                 w = feather(cut[None], 0, float(self.option(ctx, "feather")))[0]
                 images[i] = w * patch + (1 - w) * backgrounds[k]
-                new_region[i] = cut
+                new_region[i] = move(region[i].flip(-1) if flipped else region[i], dy, dx)
                 share = float(cut.float().mean())
                 source[i, 1], weight[i, 0], weight[i, 1] = int(bg_rows[k]), share, 1 - share
-                notes[i].update(background_from=origin, shift=[dy, dx])
+                notes[i].update(background_from=origin, flipped=flipped, shift=[dy, dx])
         codes = {"images": images, "region": new_region}
         return Latents(codes=codes, source=source, soft=out.soft, weight=weight, info={"notes": notes})
 

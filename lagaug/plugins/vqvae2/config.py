@@ -104,6 +104,7 @@ class VQVAE2Config:
     # the defect (the region the lagaug_find_region stage found: a mask, an anomaly map, saliency):
     keep: Literal["region", "none"] = "region"  # region: its codes are kept, the rest resampled; none: ignored
     keep_margin: int = 2  # pixels the region grows by before the codes under it are kept
+    keep_pixels: bool = True  # after decoding, the region's own pixels (feathered) replace the decoder's rendering
     transplant: Literal["none", "pool", "train"] = "none"  # put the kept codes onto a defect-free background
     seam: int = 2  # bottom-map cells around a transplanted region that the prior redraws (the seam)
     metric_sigma: float = 1.5  # Gaussian blur (pixels) that splits structure from detail

@@ -2,7 +2,9 @@
 
 * ``keep=region`` (default): the top and bottom codes under the region (grown by ``keep_margin``
   pixels) stay; the prior redraws the other bottom codes, conditioned on them and on the top codes
-  — the defect stays where it is, its surroundings change.
+  — the defect stays where it is, its surroundings change. The decoder renders kept codes close to,
+  not exactly as, the source (its reconstruction error, and neighbours that changed), so by default
+  (``keep_pixels``) the region's own pixels, feathered at the edge, replace its rendering.
 * ``transplant=pool`` / ``train``: the region's codes are written into the codes of a defect-free
   image (drawn from the unlabelled pool, or from the normal-class training images) at the same
   place, and the prior redraws only a band of ``seam`` bottom cells around it, so the defect sits

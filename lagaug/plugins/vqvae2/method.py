@@ -43,6 +43,7 @@ from lagaug.plugins.vqvae2 import diagnostics as diag
 from lagaug.plugins.vqvae2.config import (  # noqa: F401  (VQVAE2Config, parse_box: public here too)
     PRESETS, VQVAE2Config, auto_bottom_stride, check_temperature, parse_box, region_mask,
 )
+from lagaug.core.regions.masks import blend_region
 from lagaug.plugins.vqvae2.keep import plan_keep
 from lagaug.plugins.vqvae2.layers import init_weights_
 from lagaug.plugins.vqvae2.metrics import structure_and_detail
@@ -366,6 +367,10 @@ class VQVAE2Method(GeneratorMethod):
         images = torch.cat(outs) if outs else torch.zeros(0, *self.image_shape)
         metrics = {}
         source_images = latents.info.get("images")
+        region = latents.codes.get("region")
+        if (region is not None and bool(region.any()) and source_images is not None and "batch_row" in latents.codes
+                and self.option(ctx, "keep_pixels")):  # the defect exactly as it was (the decoder only nears it)
+            images = blend_region(images, source_images[latents.codes["batch_row"]], region, 1, 1.0)
         if source_images is not None and len(images) and "batch_row" in latents.codes:
             src = source_images[latents.codes["batch_row"]]
             metrics["structure_error"], metrics["detail_change"] = structure_and_detail(
