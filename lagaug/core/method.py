@@ -197,6 +197,11 @@ class GeneratorMethod:
     version: ClassVar[int] = 1
     Config: ClassVar[type] = object
     min_image_size: ClassVar[int] = 4
+    #: options (``Config`` fields) that only the stages read, through ``ctx.options``: generators
+    #: fitted with configurations that differ only in these are the same generator (``compare``
+    #: fits it once for all its arms). Declare only keys that ``fit`` never reads; an option not
+    #: listed counts as a fit-time option.
+    stage_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Any, image_shape: tuple[int, int, int], class_names: list[str]):
         self.config = config

@@ -264,6 +264,11 @@ class SyntheticPool(SquarePool):
         batch = torch.from_numpy(np.stack(imgs)[:, None]).float() / 255.0
         return batch.expand(-1, self.n_channels, -1, -1).contiguous()
 
+    images_at = render  # the pool's random access (see ImagePool)
+
+    def id_of(self, i: int) -> str:
+        return f"pool:{int(i)}"
+
     def iter_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         order = torch.randperm(self.size, generator=generator)
         for start in range(0, self.size, batch_size):

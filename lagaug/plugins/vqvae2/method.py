@@ -62,6 +62,7 @@ class VQVAE2Method(GeneratorMethod):
     version: ClassVar[int] = 2  # 2: border and bottom_stride options (version 1 = zero border, 1/4 map)
     Config: ClassVar[type] = VQVAE2Config
     min_image_size: ClassVar[int] = 8
+    stage_options: ClassVar[frozenset[str]] = frozenset({"temperature", "region", "resample_fraction"})
 
     @classmethod
     def import_checkpoint(cls, files, *, out, class_names, image_size=None, **options) -> "VQVAE2Method":
