@@ -188,7 +188,7 @@ def test_choose_keeps_the_threshold_and_the_cap_per_class():
     assert choose(classes, conf, 0.5, 10, 3) == [2, 0, 6, 1, 4, 3, 5]
 
 
-def test_pseudo_label_arm_labels_a_separated_pool_right_and_records_it(tmp_path, pm):
+def test_pseudo_label_arm_labels_a_separated_pool_right_and_records_it(tmp_path, pm, monkeypatch):
     splits, pool = pool_splits()
     truth = dict(zip(pool.ids, pool.labels.tolist()))
     cfg = CompareConfig(method="staged", arms=["pseudo-label"], repeats=1, ensemble=ENS,
@@ -213,6 +213,25 @@ def test_pseudo_label_arm_labels_a_separated_pool_right_and_records_it(tmp_path,
     assert (result.run_dir / "repeats" / "r000" / "reference" / "member_00.safetensors").is_file()
     md = (result.run_dir / "results.md").read_text()
     assert "labels the pool (90 images); those with confidence >= 0.6 join" in md
+    assert (folder / "grid.png").is_file()
+
+    (result.run_dir / "repeats" / "r000" / "arms" / "pseudo-label" / "metrics.json").unlink()
+    import lagaug.core.compare.pseudo as pseudo_module
+
+    monkeypatch.setattr(pseudo_module, "predict_pool", lambda *a, **k: pytest.fail("the pool was labelled again"))
+    again = run_compare(cfg, splits=splits, plugins=pm, resume=True)  # read back from the round files
+    assert again.cells[0]["added"] == cell["added"] and again.cells[0]["f1"] == cell["f1"]
+
+
+def test_a_pseudo_label_arm_nothing_passes_adds_nothing(tmp_path, pm):
+    splits, _ = pool_splits()
+    cfg = CompareConfig(method="staged", arms=["pseudo-label"], repeats=1, ensemble=FAST, pseudo_threshold=1.0,
+                        out=str(tmp_path / "run"))
+    result = run_compare(cfg, splits=splits, plugins=pm)
+    folder = result.run_dir / "repeats" / "r000" / "pseudo-label"
+    assert result.cells[0]["added"] == 0 and (folder / "round1.jsonl").read_text() == ""
+    summary = json.loads((folder / "summary.json").read_text())["rounds"][0]
+    assert summary["chosen"] == {"ok": 0, "spot": 0, "line": 0} and summary["labelled"] == 90
 
 
 def test_pseudo_label_default_cap_matches_a_method_arm(tmp_path, pm):
@@ -260,7 +279,7 @@ def test_compare_runs_method_arms_variants_and_pseudo_label_sharing_fits(tmp_pat
     record = json.loads((result.run_dir / "arms.json").read_text())
     assert record["sources"]["strong"]["fit_group"] == "staged" and record["sources"]["wide"]["fit_group"] == "wide"
     assert record["sources"]["staged"]["fit_options"] == {}  # strength differs between its arms: not fitted in
-    assert "plus the unlabelled pool (90 images)" in record["generators_fitted"]
+    assert "plus the unlabelled pool (90 images;" in record["generators_fitted"]
     manifest = lambda folder: [json.loads(x) for x in (folder / "synthetic" / "manifest.jsonl").read_text().splitlines()]  # noqa: E731
     spot = manifest(rep / "methods" / "spot-only")
     n_spot = splits.train.class_counts()[1]  # the data brings its validation split: nothing is carved

@@ -12,9 +12,10 @@ with their predicted labels.
 
 Files, in ``rNNN/pseudo-label/``: ``round1.jsonl`` (and ``round2.jsonl``) — one line per chosen pool
 image: ``round``, ``index`` (in the pool), ``id`` (the pool's id), ``label``, ``label_index``,
-``confidence`` —, written when the round is done (their presence marks it done), and
+``confidence`` —, written when the round is done (their presence marks it done),
 ``summary.json``: per round, the pool size, the candidates and the chosen images per class, the
-threshold and the cap. ``round2-ensemble/`` holds the round-2 classifiers while they train (kept
+threshold and the cap, and ``grid.png``: per class a real training image, then pool images given
+that class, from the most to the least confident. ``round2-ensemble/`` holds the round-2 classifiers while they train (kept
 with ``keep_checkpoints``).
 """
 
@@ -31,7 +32,6 @@ import torch
 from lagaug.core.data.dataset import ImageSet, to_uint8
 from lagaug.core.data.pools import indexed_batches
 from lagaug.core.ensemble import train_ensemble
-from lagaug.core.errors import DataError
 from lagaug.core.progress import Progress
 from lagaug.core.quality import ensemble_classifier
 from lagaug.core.runtime import stage_generator
@@ -85,6 +85,26 @@ def pseudo_set(pool, lines: list[dict], class_names: list[str]) -> ImageSet:
                     list(class_names), [str(line["id"]) for line in lines])
 
 
+def write_grid(path: Path, train: ImageSet, chosen: ImageSet, lines: list[dict], per_class: int = 12) -> None:
+    """``grid.png``: per class, a real training image of it, then up to ``per_class`` pool images
+    it was given, from the most to the least confident."""
+    from lagaug.core.report import save_pair_grid
+
+    shown, picks, rows = [], [], []
+    for c in range(train.num_classes):
+        mine = sorted((j for j, line in enumerate(lines) if line["label_index"] == c),
+                      key=lambda j: -lines[j]["confidence"])
+        real = torch.nonzero(train.labels == c).flatten()
+        if not mine or not len(real):
+            continue
+        step = max(1.0, len(mine) / per_class)
+        picks += [mine[int(i * step)] for i in range(min(per_class, len(mine)))]
+        rows += [len(shown)] * min(per_class, len(mine))
+        shown.append(int(real[0]))
+    if shown:
+        save_pair_grid(path, train.float_images(shown), chosen.float_images(picks), torch.tensor(rows))
+
+
 class PseudoLabelStage:
     """The reference ensemble and the pseudo-labels of :class:`lagaug.core.compare.run.Compare`
     (a mixin: it uses the run's ``cfg``, ``splits``, ``ens_cfg``, ``device``, ``progress``,
@@ -106,9 +126,9 @@ class PseudoLabelStage:
             cache[r] = ensemble_classifier(ensemble)
         return cache[r]
 
-    def pseudo_labels(self, r: int, train: ImageSet, val: ImageSet) -> ImageSet:
+    def pseudo_labels(self, r: int, train: ImageSet, val: ImageSet) -> ImageSet | None:
         """The pool images the ``pseudo-label`` arm adds in repeat ``r`` (labelled once, then
-        read back from the round files)."""
+        read back from the round files); ``None`` when no pool image reached the threshold."""
         cfg, pool = self.cfg, self.splits.unlabeled
         folder = self.repeat_dir(r) / "pseudo-label"
         cap = cfg.pseudo_cap or default_cap(cfg.synthetic_per_image, len(train), train.num_classes)
@@ -143,10 +163,14 @@ class PseudoLabelStage:
             atomic_write_lines(path, (json.dumps(line) for line in lines))
             if k > 1 and not cfg.keep_checkpoints:
                 shutil.rmtree(folder / f"round{k}-ensemble", ignore_errors=True)
-        if not lines:
-            raise DataError(f"repeat {r}: no pool image reached --pseudo-threshold {cfg.pseudo_threshold}; the "
-                            "pseudo-label arm has nothing to add (lower the threshold)")
-        return pseudo_set(pool, lines, train.class_names)
+        if not lines:  # an honest outcome, not an error: the arm is the real images alone
+            self.progress.log(f"repeat {r}: no pool image reached --pseudo-threshold {cfg.pseudo_threshold}; the "
+                              "pseudo-label arm adds nothing this repeat")
+            return None
+        chosen = pseudo_set(pool, lines, train.class_names)
+        if not (folder / "grid.png").exists():
+            write_grid(folder / "grid.png", train, chosen, lines)
+        return chosen
 
     def _retrained(self, r: int, train: ImageSet, val: ImageSet, chosen: ImageSet, folder: Path):
         """Round 2's labeller: an ensemble trained on the real images plus round 1's pool images."""

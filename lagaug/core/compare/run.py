@@ -172,7 +172,8 @@ class Compare(RunJob, SynthesisStage, PseudoLabelStage):
         else:
             fitted = ("per repeat, on the repeat's training images"
                       + (" (validation images for early stopping)" if cfg.generator_val else "")
-                      + (f" plus the unlabelled pool ({len(pool)} images)" if pool is not None and len(pool) else "")
+                      + (f" plus the unlabelled pool ({len(pool)} images; a method that cannot use one ignores it)"
+                         if pool is not None and len(pool) else "")
                       + (f"; {cfg.method}'s arms use the saved generator {cfg.generator}" if cfg.generator else ""))
         return {"arms": [dataclasses.asdict(a) for a in self.plan], "duplicate_copies": self.duplicated,
                 "sources": {label: self.source_plan.record(label) for label in self.sources},
