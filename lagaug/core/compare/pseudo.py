@@ -108,13 +108,13 @@ def write_grid(path: Path, train: ImageSet, chosen: ImageSet, lines: list[dict],
 class PseudoLabelStage:
     """The reference ensemble and the pseudo-labels of :class:`lagaug.core.compare.run.Compare`
     (a mixin: it uses the run's ``cfg``, ``splits``, ``ens_cfg``, ``device``, ``progress``,
-    ``executor`` and ``repeat_dir``)."""
+    ``executor``, ``_reference`` (a dict) and ``repeat_dir``)."""
 
     def reference_classifier(self, r: int, train: ImageSet, val: ImageSet):
         """The classifiers that judge the synthetic images' labels for the gate and label the pool
         for ``pseudo-label``: trained on the repeat's real training images (validation for early
         stopping), like the ``real`` arm; once per repeat (its members are kept in ``reference/``)."""
-        cache = self.__dict__.setdefault("_reference", {})
+        cache = self._reference
         if r not in cache:
             cache.clear()
             ensemble = train_ensemble(train, val if len(val) else None, self.ens_cfg,

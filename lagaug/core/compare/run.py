@@ -90,6 +90,8 @@ class Compare(RunJob, SynthesisStage, PseudoLabelStage):
         self.classic = ClassicAugment(config.classic_config())
         self.duplicated = primary_source(self.plan, config.method)  # the source whose sources duplicate copies
         self.executor: Executor | None = None
+        self._fitted: dict = {}  # (repeat, fit group) -> the fitted generator, while the repeat runs
+        self._reference: dict = {}  # repeat -> its reference classifier
 
     # -- set-up --------------------------------------------------------------------------------
     def prepare(self) -> None:

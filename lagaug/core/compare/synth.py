@@ -103,7 +103,7 @@ class SourcePlan:
 class SynthesisStage:
     """The generator fits and synthetic images of :class:`lagaug.core.compare.run.Compare` (a
     mixin: it uses the run's ``cfg``, ``splits``, ``pm``, ``device``, ``progress``, ``arms``,
-    ``loaded``, ``source_plan`` and ``repeat_dir``)."""
+    ``loaded``, ``source_plan``, ``_fitted`` (a dict) and ``repeat_dir``)."""
 
     def source_dir(self, r: int, label: str) -> Path:
         root = self.repeat_dir(r)
@@ -134,7 +134,7 @@ class SynthesisStage:
             # directions, fitted on the repeat's images) must not carry into the next repeat,
             # or a resumed run would differ from an uninterrupted one
             return copy.deepcopy(self.loaded)
-        cache = self.__dict__.setdefault("_fitted", {})
+        cache = self._fitted
         if (r, group) not in cache:
             method = plan.sources[group].method
             folder = self.source_dir(r, group) / "generator"
@@ -192,7 +192,7 @@ class SynthesisStage:
 
     def forget_fits(self, r: int) -> None:
         """Drop repeat ``r``'s fitted generators from memory (they are saved in the run directory)."""
-        for key in [k for k in self.__dict__.get("_fitted", {}) if k[0] == r]:
+        for key in [k for k in self._fitted if k[0] == r]:
             del self._fitted[key]
 
     def write_preview(self, path: Path, train: ImageSet, synth) -> None:
