@@ -149,11 +149,11 @@ def test_arm_sizes_and_duplicate_copies_the_sources(finished):
     run = Compare(config(result.run_dir.parent, out=str(result.run_dir)), resume=True, splits=splits,
                   plugins=make_plugin_manager(extra_plugins=[("fake", FakePlugin())]))
     run.prepare()
-    train, _ = run.split(0)
-    extra, kept = run.synthetic(0, train, _)
+    train, val = run.split(0)
+    extra, kept = run.synthetic(0, train, val, "fake")
     assert kept is None  # no METHOD+gate arm: the gate did not run
     index = {i: k for k, i in enumerate(train.ids)}
-    dup = run.arm_set("duplicate", train, extra, [index[s[0]] for s in extra.sources])
+    dup = run.arm_set("duplicate", train, run.added_images(0, ["duplicate"], train, val)["duplicate"])
     copies = dup.subset(range(len(train), len(dup)))
     sources = torch.tensor([index[s[0]] for s in extra.sources])
     assert torch.equal(copies.images, train.images[sources])  # copies of the very sources
@@ -376,7 +376,19 @@ def test_garay_cnn_is_table_1_and_works_as_ensemble_classifier():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--arms", "real,gan"], "--arms: unknown arm 'gan'; choose from: real, classic, fake, classic+fake, duplicate, fake+gate"),
+    (["--arms", "real,gan"], "--arms: unknown arm 'gan'; choose from: real, classic, duplicate, pseudo-label, and for "
+                             "NAME a method or an --arm label: NAME, classic+NAME, NAME+gate (methods: "),
+    (["--arms", "real,real"], "--arms: arm 'real' is listed twice"),
+    (["--arm", "ok-only"], "--arm 'ok-only': expected LABEL=METHOD or LABEL=METHOD:key=value,key=value"),
+    (["--arm", "v=fake:strength=0.2", "--arm", "v=copy"], "--arm: a label is given twice"),
+    (["--arm", "v=fake:colour=red"], "--arm v: unknown key 'colour'"),
+    (["--arm", "v=fake:classes=zebra"], "--arm v: classes='zebra' is not a class of the data (0, 1)"),
+    (["--arm", "v=nothing"], "unknown method 'nothing'"),
+    (["--arm", "real=fake"], "--arm real: 'real' cannot name an arm"),
+    (["--arm", "fake=fake:strength=0.2"], "--arm fake: the label is --method's own arm"),
+    (["--arms", "real,pseudo-label"], "--arms pseudo-label: the arm labels an unlabelled pool; give one with --unlabeled"),
+    (["--pseudo-threshold", "0"], "--pseudo-threshold must be in (0, 1], got 0.0"),
+    (["--pseudo-cap", "0"], "--pseudo-cap must be at least 1, got 0"),
     (["--repeats", "0"], "--repeats must be at least 1, got 0"),
     (["--synthetic-per-image", "0"], "--synthetic-per-image must be positive, got 0.0"),
     (["--classic-set", "rotation=400"], "classic: rotation must be between 0 and 180 degrees"),

@@ -311,7 +311,7 @@ def test_unlabeled_npz_and_default_replacement(tmp_path):
     assert len(pool2) == 7
     splits = load_data(unlabeled=tmp_path / "u.npz", image_size=16)
     assert len(splits.unlabeled) == 7  # the default's own pool is replaced
-    with pytest.raises(DataError, match=r"no array 'x' or 'x_train' \(it has: y\)") as exc:
+    with pytest.raises(DataError, match=r"no array 'x', 'x_pool' or 'x_train' \(it has: y\); store the unlabeled images as x, or name the array: .*w\.npz:KEY$") as exc:
         load_unlabeled(_npz(tmp_path / "w.npz", y=np.zeros(3)))
     _one_line(exc)
 

@@ -97,7 +97,7 @@ def test_transplant_puts_the_defect_at_its_place_on_a_pool_image(fitted):
     new = method.resample(enc, ctx)
     everything = ctx.source_set()
     assert new.source[:2, 1].ge(len(train)).all() and new.source[2:, 1].eq(-1).all()  # pool backgrounds; ok: none
-    assert everything.ids[int(new.source[0, 1])].startswith("pool/")
+    assert everything.ids[int(new.source[0, 1])].startswith("pool:")
     bg_top, bg_bottom = codes_of(method, everything.float_images(new.source[:2, 1]))
     grown = dilate(train.masks[[45, 45]], method.config.keep_margin)
     keep_b = to_grid(grown, method.bottom_shape)

@@ -25,7 +25,7 @@ def results_table(result) -> None:
 
     cfg, rows = result.config, result.rows
     n = max((r["repeats"] for r in rows), default=0)
-    table = Table(title=f"lagaug compare — {cfg.method} — {result.run_dir}")
+    table = Table(title=f"lagaug compare — {cfg.method or ', '.join(r['arm'] for r in rows)} — {result.run_dir}")
     for col in ("arm", "train images", "added", "macro-F1 %", "accuracy %", "AUC %", "Δ F1 vs real",
                 "p vs real (Holm)"):
         table.add_column(col, justify="left" if col == "arm" else "right")
@@ -55,10 +55,24 @@ def results_table(result) -> None:
 
 
 @click.command()
-@click.option("--method", required=True, help="Generator method of the METHOD arms (see `lagaug list-plugins`).")
+@click.option("--method", default=None,
+              help="Generator method of the METHOD arms (see `lagaug list-plugins`); --set applies to it. "
+                   "Optional when --arms names the methods.")
 @click.option("--arms", default=None, metavar="A,B,...",
-              help="Arms to run: real, classic, METHOD, classic+METHOD, duplicate, METHOD+gate (the METHOD "
-                   "images the quality gate keeps; 'method' stands for the method's name) [the first five].")
+              help="Arms to run: real, classic, duplicate, pseudo-label, and for NAME a method or an --arm label: "
+                   "NAME, classic+NAME, NAME+gate (the images the quality gate keeps); 'method' stands for "
+                   "--method [real, classic, METHOD, classic+METHOD, duplicate, and every --arm label].")
+@click.option("--arm", "variants", multiple=True, metavar="LABEL=METHOD:key=value,...",
+              help="A named variant of a method, usable as an arm: its own method options and, with "
+                   "classes=A,B, synthesize only from images of those classes (e.g. vq-ok=vqvae2:classes=ok); "
+                   "repeatable. Arms of one method with the same fit-time options share one fit per repeat.")
+@click.option("--pseudo-threshold", default=0.9, show_default=True, type=float,
+              help="pseudo-label arm: pool images whose ensemble confidence is at least this join training.")
+@click.option("--pseudo-cap", default=None, type=int,
+              help="pseudo-label arm: at most this many pool images per class, the most confident "
+                   "[synthetic-per-image x real training images / classes].")
+@click.option("--pseudo-rounds", default=1, show_default=True, type=click.IntRange(1, 2),
+              help="pseudo-label arm: 2 = retrain on real + round-1 pseudo-labels and label the pool again.")
 @click.option("--repeats", default=3, show_default=True, type=int, help="Repeats (own seeds, own subset with --train-size).")
 @click.option("--train-size", default=None, type=int,
               help="Draw this many training images per repeat (class-balanced) [the whole training split].")
@@ -97,18 +111,18 @@ def results_table(result) -> None:
 @report_option
 @pass_plugins
 @friendly_errors
-def compare(plugins, method, arms, repeats, train_size, proportional, val_fraction, test_size, synthetic_per_image,
+def compare(plugins, method, arms, variants, pseudo_threshold, pseudo_cap, pseudo_rounds, repeats, train_size, proportional, val_fraction, test_size, synthetic_per_image,
             classic_overrides, data, unlabeled, image_size, seed, split_seed, device, bad_images, quiet, preset, epochs,
             classifier, classifier_aug, classifier_overrides, threads, executor, ray_address, ray_gpus, members,
             batch_size, lr, budget, overrides, generator, generator_val, alpha, test_name, keep_checkpoints,
             gate_distance, out, resume, report) -> None:
-    """Train classifiers side by side on real, classic, synthetic (METHOD), classic+METHOD and
-    duplicate training sets; report macro-F1 / accuracy / AUC with 95% intervals over repeats and
-    paired significance tests."""
+    """Train classifiers side by side on real, classic, synthetic (METHOD), classic+METHOD,
+    duplicate and pseudo-labelled training sets, for one method or several; report macro-F1 /
+    accuracy / AUC with 95% intervals over repeats and paired significance tests."""
     import time
 
     from lagaug.cli import render
-    from lagaug.core.compare import CompareConfig, run_compare
+    from lagaug.core.compare import CompareConfig, parse_variant, run_compare
     from lagaug.core.config import parse_overrides
     from lagaug.core.errors import ConfigError
     from lagaug.core.progress import Progress
@@ -116,14 +130,18 @@ def compare(plugins, method, arms, repeats, train_size, proportional, val_fracti
     if out is None:
         if resume:
             raise ConfigError("--resume needs --out DIR: the run directory to continue")
-        out = str(Path("lagaug-runs") / f"compare-{method}-{time.strftime('%Y%m%d-%H%M%S')}")
+        out = str(Path("lagaug-runs") / f"compare-{method or 'arms'}-{time.strftime('%Y%m%d-%H%M%S')}")
+    parsed = dict(parse_variant(v) for v in variants)
+    if len(parsed) < len(variants):
+        raise ConfigError("--arm: a label is given twice; give every variant its own label")
     ensemble = parse_overrides(classifier_overrides)
     for key, value in (("classifier", classifier), ("epochs", epochs), ("members", members),
                        ("batch_size", batch_size), ("lr", lr), ("aug", classifier_aug)):
         if value is not None:
             ensemble.setdefault(key, value)
     config = CompareConfig(
-        method=method, arms=None if arms is None else [a for a in arms.split(",") if a.strip()],
+        method=method, arms=None if arms is None else [a for a in arms.split(",") if a.strip()], variants=parsed,
+        pseudo_threshold=pseudo_threshold, pseudo_cap=pseudo_cap, pseudo_rounds=pseudo_rounds,
         data=data, unlabeled=unlabeled, image_size=image_size, repeats=repeats, train_size=train_size,
         balanced=not proportional, val_fraction=val_fraction, test_size=test_size,
         synthetic_per_image=synthetic_per_image, classic=parse_overrides(classic_overrides), preset=preset,

@@ -62,7 +62,9 @@ def common_run_options(func):
         click.option("--data", default=None, metavar="SRC",
                      help="Image folder or .npz; default: the embedded inspection set."),
         click.option("--unlabeled", default=None, metavar="SRC",
-                     help="Unlabelled images for generator pre-training (folder, .npz or 'default')."),
+                     help="Unlabelled images for generator pre-training (and compare's pseudo-label arm): a folder, "
+                          "an .npz, one array of an .npz as FILE.npz:KEY (e.g. data.npz:x_pool), or 'default'. "
+                          "A pool holding a test image is refused."),
         click.option("--image-size", default=32, show_default=True, type=int, help="Images are resized to SxS."),
         click.option("--seed", default=0, show_default=True, type=int,
                      help="Seed of every random choice (models, sampling): same seed, same data, same results."),

@@ -290,6 +290,11 @@ class GeneratorMethod:
     #: — the core puts the region's source pixels back into each decoded image (feathered); ``"self"``
     #: — the method keeps it in its own stages (e.g. ``vqvae2`` keeps the codes under it); ``"ignore"``
     region_mode: ClassVar[str] = "blend"
+    #: options (``Config`` fields) that only the stages read, through ``ctx.options``: generators
+    #: fitted with configurations that differ only in these are the same generator (``compare``
+    #: fits it once for all its arms). Declare only keys that ``fit`` never reads; an option not
+    #: listed counts as a fit-time option.
+    stage_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Any, image_shape: tuple[int, int, int], class_names: list[str]):
         self.config = config

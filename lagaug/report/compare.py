@@ -3,6 +3,8 @@ corrected p-values, every cell, a sample of the synthetic images, the data and t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lagaug.report import sections as S
 from lagaug.report.html import details, esc, note, num, section, table, value_text
 from lagaug.report.plot import Point, interval_svg
@@ -10,10 +12,13 @@ from lagaug.report.read import CompareRun, read_json
 from lagaug.report.tiles import synthetic_tile
 
 SAMPLE = 24  # synthetic images shown per repeat
-REAL, CLASSIC, DUPLICATE = "real", "classic", "duplicate"
+REAL, CLASSIC, DUPLICATE, PSEUDO = "real", "classic", "duplicate", "pseudo-label"
 
 
 def _arms(run: CompareRun) -> list[str]:
+    record = read_json(run.root / "arms.json") or {}
+    if record.get("arms"):
+        return [a.get("name") for a in record["arms"]]
     m = run.config.get("method", "method")
     arms = run.config.get("arms")
     if arms:
@@ -91,9 +96,9 @@ def comparisons_section(run: CompareRun) -> str:
                      num(c.get("p")), num(c.get("p_holm")), "yes" if c.get("significant") else "no"])
     test = next((c.get("test") for c in run.comparisons if c.get("test")), "paired")
     min_p = min((c.get("min_p") for c in run.comparisons if isinstance(c.get("min_p"), (int, float))), default=None)
-    text = (f"Paired two-sided {test} test over repeats. The primary family (METHOD vs real, METHOD vs "
-            f"duplicate, classic+METHOD vs classic, on macro-F1) and the secondary family (all others) are "
-            f"each Holm-corrected; significant = corrected p < {num(alpha)}."
+    text = (f"Paired two-sided {test} test over repeats. The primary family (each METHOD arm vs real, duplicate, "
+            f"pseudo-label and cut-paste, classic+METHOD vs classic, METHOD+gate vs METHOD, on macro-F1) and the "
+            f"secondary family (all others) are each Holm-corrected; significant = corrected p < {num(alpha)}."
             + (f" With these repeats the smallest p the test can give is {num(min_p)}." if min_p is not None else ""))
     body = table(["comparison", "family", "metric", "repeats", "Δ [95% CI half-width]", "p", "p (Holm)",
                   "significant"], rows, caption="Paired differences", numeric=[False, False, False, True, True,
@@ -127,58 +132,118 @@ def sample(lines: list[dict], n: int = SAMPLE) -> list[dict]:
     return picked[:n]
 
 
+def source_folders(run: CompareRun, folder: Path) -> list[tuple[str, Path]]:
+    """A repeat's synthetic-image folders: ``--method``'s (the repeat's own) and every other
+    source's (``methods/L``), each with its label."""
+    out = []
+    if (folder / "synthetic").is_dir() or (folder / "synthesis.json").is_file():
+        out.append((str(run.config.get("method") or "?"), folder))
+    if (folder / "methods").is_dir():
+        out += [(d.name, d) for d in sorted((folder / "methods").iterdir()) if d.is_dir()]
+    return out
+
+
+def grid_figure(run: CompareRun, path: Path, alt: str) -> str:
+    if not path.is_file():
+        return ""
+    rel = run.rel(path)
+    uri = run.thumb(rel, 2048)
+    return (f'<figure><a href="{esc(rel)}"><img class="grid" src="{uri}" alt="{esc(alt)}"></a>'
+            f'<figcaption>{esc(alt.split(": ", 1)[-1])}</figcaption></figure>') if uri else ""
+
+
+def source_block(run: CompareRun, r: int, label: str, folder: Path, several: bool) -> str:
+    lines = [{**line, "file": run.rel(folder / line["file"])} if line.get("file") else line
+             for line in run.manifest(folder)]  # files are relative to the source's folder
+    info = read_json(folder / "synthesis.json") or {}
+    head = (f"Repeat {r}: {f'{label}: ' if several else ''}{len(lines)} synthetic image(s)"
+            + (f" (planned {info['planned']}, made {info['made']}, {num(info.get('seconds'))} s)"
+               if "planned" in info and "made" in info else ""))
+    shown = sample(lines)
+    run.prefetch([line["file"] for line in shown if line.get("file")])
+    tiles = "".join(synthetic_tile(run, line) for line in shown)
+    grid = grid_figure(run, folder / "grid.png", f"repeat {r}: one source image per class (left) beside what "
+                                                 "was made from it")
+    body = (f'<div class="sample">{tiles}</div>' if tiles else note("no synthetic images in this repeat")) + grid
+    anchor = f"repeat-{r}" if not several else f"repeat-{r}-{label}"
+    return f'<section id="{esc(anchor)}" aria-label="repeat {r}">{details(head, body, open_=r == 0)}</section>'
+
+
+def pseudo_block(run: CompareRun, r: int, folder: Path) -> str:
+    summary = read_json(folder / "summary.json") or {}
+    rounds = summary.get("rounds") or []
+    if not rounds:
+        return ""
+    last = rounds[-1]
+    chosen = last.get("chosen") or {}
+    head = (f"Repeat {r}: pseudo-label: {sum(chosen.values())} pool image(s) of {last.get('labelled')} "
+            f"(round {last.get('round')})")
+    rows = [[s.get("round"), s.get("labelled"), s.get("threshold"), s.get("cap"),
+             value_text(s.get("predicted")), value_text(s.get("candidates")), value_text(s.get("chosen"))]
+            for s in rounds]
+    body = table(["round", "pool images labelled", "threshold", "cap per class", "predicted", "at or above the "
+                  "threshold", "chosen"], rows, caption="What the ensemble said of the pool",
+                 numeric=[True, True, True, True, False, False, False])
+    body += grid_figure(run, folder / "grid.png", f"repeat {r}: per class, a real training image (left), then "
+                                                  "pool images given that class, most confident first")
+    return f'<section id="repeat-{r}-pseudo" aria-label="repeat {r}">{details(head, body, open_=r == 0)}</section>'
+
+
 def images_section(run: CompareRun) -> str:
     m = run.config.get("method", "?")
     arms = _arms(run)
-    uses = [a for a in arms if a in (m, f"{CLASSIC}+{m}")]
+    uses = [a for a in arms if a not in (REAL, CLASSIC, DUPLICATE, PSEUDO)]
     parts = [note(f"The arms {', '.join(uses) or m} train on the real images plus these synthetic images; "
                   f"{DUPLICATE} adds copies of their source images instead; {CLASSIC} rotates and shifts the real "
-                  f"images while training; {REAL} uses the real images alone. A sample of up to {SAMPLE} per repeat, "
-                  "spread over the classes; click an image for the full-size file.")]
+                  f"images while training; {PSEUDO} adds pool images with the labels the reference classifiers "
+                  f"gave them; {REAL} uses the real images alone. A sample of up to {SAMPLE} per repeat and "
+                  "method, spread over the classes; click an image for the full-size file.")]
     if not run.repeats:
         parts.append(note("No repeat has started yet."))
     for r, folder in run.repeats:
-        lines = [{**line, "file": run.rel(folder / line["file"])} if line.get("file") else line
-                 for line in run.manifest(folder)]  # files are relative to the repeat's folder
-        info = read_json(folder / "synthesis.json") or {}
-        head = (f"Repeat {r}: {len(lines)} synthetic image(s)"
-                + (f" (planned {info['planned']}, made {info['made']}, {num(info.get('seconds'))} s)"
-                   if "planned" in info and "made" in info else ""))
-        shown = sample(lines)
-        run.prefetch([line["file"] for line in shown if line.get("file")])
-        tiles = "".join(synthetic_tile(run, line) for line in shown)
-        grid = ""
-        if (folder / "grid.png").is_file():
-            rel = run.rel(folder / "grid.png")
-            uri = run.thumb(rel, 2048)
-            if uri:
-                grid = (f'<figure><a href="{esc(rel)}"><img class="grid" src="{uri}" alt="repeat {r}: one source '
-                        f'image per class (left) beside what was made from it"></a><figcaption>one source image '
-                        f'per class (left) beside what was made from it</figcaption></figure>')
-        body = (f'<div class="sample">{tiles}</div>' if tiles else note("no synthetic images in this repeat")) + grid
-        parts.append(f'<section id="repeat-{r}" aria-label="repeat {r}">{details(head, body, open_=r == 0)}</section>')
+        sources = source_folders(run, folder)
+        parts += [source_block(run, r, label, path, len(sources) > 1) for label, path in sources]
+        parts.append(pseudo_block(run, r, folder / PSEUDO))
     return section("images", "Synthetic images", "".join(parts))
 
 
 def generators_section(run: CompareRun) -> str:
     blocks = []
     for r, folder in run.repeats:
-        meta = read_json(folder / "generator" / "generator.json")
-        blocks.append(details(f"repeat {r}", S.generator_block(run, folder / "generator", meta,
-                                                                f"repeat {r}: generator.json"), open_=r == 0))
-    return section("generator", "Generators", "".join(blocks) or note("No generator was fitted."))
+        fits = [(str(run.config.get("method") or "?"), folder / "generator")]
+        if (folder / "methods").is_dir():
+            fits += [(d.name, d / "generator") for d in sorted((folder / "methods").iterdir()) if (d / "generator").is_dir()]
+        several = len(fits) > 1
+        for label, path in fits:
+            if several and not path.is_dir():
+                continue
+            meta = read_json(path / "generator.json")
+            name = f"repeat {r}" + (f": {label}" if several else "")
+            blocks.append(details(name, S.generator_block(run, path, meta, f"{name}: generator.json"), open_=r == 0))
+    record = read_json(run.root / "arms.json") or {}
+    fitted = note(f"Generators fitted {record['generators_fitted']}.") if record.get("generators_fitted") else ""
+    return section("generator", "Generators", fitted + ("".join(blocks) or note("No generator was fitted.")))
 
 
 def build(run: CompareRun, plugins: list[dict] | None = None) -> tuple[str, list[tuple[str, str]], str]:
     cfg = run.config
-    method = cfg.get("method", "?")
-    title = f"lagaug compare — {method} — {run.root.name}"
+    method = cfg.get("method") or "?"
+    title = f"lagaug compare — {cfg.get('method') or ', '.join(_arms(run))} — {run.root.name}"
     ens = cfg.get("ensemble") or {}
     intro = (f"<p>Classifiers trained side by side on {esc(', '.join(_arms(run)))} over "
              f"{esc(num(cfg.get('repeats')))} repeat(s); preset {esc(cfg.get('preset', '?'))}"
              f"{' with ' + esc(value_text(ens)) if ens else ''}; "
              f"{esc(num(cfg.get('synthetic_per_image')))} synthetic image(s) per real training image.</p>")
-    first = read_json(run.repeats[0][1] / "generator" / "generator.json") if run.repeats else None
+    record = read_json(run.root / "arms.json") or {}
+    if record.get("sources"):
+        intro += "<ul>" + "".join(
+            f"<li>{esc(label)}: method {esc(src.get('method'))}"
+            f"{' (' + esc(value_text(src.get('options'))) + ')' if src.get('options') else ''}"
+            f"{', from ' + esc(', '.join(src['classes'])) + ' images only' if src.get('classes') else ''}"
+            f"{', fit shared with ' + esc(src.get('fit_group')) if src.get('fit_group') not in (None, label) else ''}"
+            "</li>" for label, src in record["sources"].items()) + "</ul>"
+    first = (next((meta for _, path in source_folders(run, run.repeats[0][1])
+                   if (meta := read_json(path / "generator" / "generator.json"))), None) if run.repeats else None)
     body = "".join([status(run), intro, arms_section(run), comparisons_section(run), cells_section(run),
                     images_section(run), S.data_section(run), generators_section(run), S.config_section(run),
                     S.extra_records(run, {"config.json", "data.json", "results.json"}),

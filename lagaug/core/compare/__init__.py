@@ -10,18 +10,28 @@ for several repeats, and reports each arm's macro-F1, accuracy and AUC on the te
 * ``classic+METHOD`` — both;
 * ``duplicate`` — the control of Høj & Møgelmoose (2023, §5.3): as many extra images as the
   ``METHOD`` arm adds, but copies of the very source images they were made from. A gain that this
-  arm shows too is not the generator's doing.
+  arm shows too is not the generator's doing;
+* ``pseudo-label`` — the practitioner's alternative to a generator: the repeat's reference
+  ensemble labels the unlabelled pool, and the confident pool images join with their predicted
+  labels (:mod:`.pseudo`);
+* any other registered method ``M`` (``M``, ``classic+M``, ``M+gate``), and named variants of a
+  method with their own options and class restriction (``--arm LABEL=METHOD:key=value,...``;
+  :mod:`.arms`). Arms of one method with the same fit-time options share one fit per repeat
+  (:mod:`.synth`); ``cut-paste`` is a baseline the methods under test are compared against.
 
 A repeat ``r`` draws its own training subset when ``train_size`` is given (class-balanced, the
 protocol of Garay-Maestre et al. 2019), carves the validation images out of those training images —
 never the test set —, fits the generator on them, and synthesizes the extra images once; every arm
 of the repeat then trains with the same classifier seeds.
 
-Modules: :mod:`.config` (what it is told), :mod:`.draws` (per-repeat splits), :mod:`.run` (the run
-and its directory), :mod:`.summary` (rows and corrected comparisons), :mod:`.report` (the files).
+Modules: :mod:`.config` (what it is told), :mod:`.arms` (arm names, sources, the comparisons),
+:mod:`.draws` (per-repeat splits), :mod:`.run` (the run and its directory), :mod:`.synth`
+(generator fits and synthetic images), :mod:`.pseudo` (the pseudo-label arm), :mod:`.summary`
+(rows and corrected comparisons), :mod:`.report` (the files).
 Statistics live in :mod:`lagaug.core.stats`.
 """
 
+from lagaug.core.compare.arms import PSEUDO, Arm, Source, parse_variant
 from lagaug.core.compare.config import (
     CLASSIC, DUPLICATE, METRIC_NAMES, METRICS, PRIMARY_METRIC, REAL, CompareConfig,
 )
@@ -31,7 +41,7 @@ from lagaug.core.compare.run import Compare, CompareResult, run_compare
 from lagaug.core.compare.summary import summarise_cells
 
 __all__ = [
-    "CLASSIC", "COMPARISON_COLUMNS", "DUPLICATE", "METRICS", "METRIC_NAMES", "PRIMARY_METRIC", "REAL",
-    "RESULT_COLUMNS", "Compare", "CompareConfig", "CompareResult", "carve_validation", "draw_subset",
-    "p_text", "pct", "run_compare", "summarise_cells",
+    "CLASSIC", "COMPARISON_COLUMNS", "DUPLICATE", "METRICS", "METRIC_NAMES", "PRIMARY_METRIC", "PSEUDO", "REAL",
+    "RESULT_COLUMNS", "Arm", "Compare", "CompareConfig", "CompareResult", "Source", "carve_validation",
+    "draw_subset", "p_text", "parse_variant", "pct", "run_compare", "summarise_cells",
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from lagaug.core.classic import ClassicAugment
-from lagaug.core.compare.config import CLASSIC, METRICS, REAL
+from lagaug.core.compare.config import METRICS
 from lagaug.core.compare.draws import ids_digest
 from lagaug.core.data.dataset import ImageSet
 from lagaug.core.ensemble import EnsembleConfig, train_ensemble
@@ -29,55 +29,26 @@ class CellSpec:
 
     repeat: int
     arm: str
-    method_arms: tuple[str, ...]
     ensemble: EnsembleConfig
     seed: int  # the run's seed; members draw theirs from stage_generator(seed, "ensemble", repeat)
     device: str
-    classic: ClassicAugment | None  # the transform of the classic arms
+    classic: ClassicAugment | None  # the classic transform, for the classic arms only
     orientation_invariant: bool | None = None
-    gated_arm: str | None = None  # the METHOD+gate arm's name
     return_members: bool = False  # hand back every member's weights and record (--keep-checkpoints, not in process)
 
 
-def arm_training_set(arm: str, method_arms: tuple[str, ...], train: ImageSet, extra: ImageSet | None,
-                     dup_sources: list[int], gated_arm: str | None = None, kept: ImageSet | None = None) -> ImageSet:
-    """The training set of ``arm`` in one repeat: the real images, plus the method's images
-    (METHOD arms), or those the quality gate ``kept`` (``gated_arm``), or copies of their source
-    images (``duplicate``)."""
-    if arm in (REAL, CLASSIC):
-        return train
-    if arm == gated_arm:
-        return train.concat(kept)
-    if arm in method_arms:
-        return train.concat(extra)
-    copies = train.subset(dup_sources)  # DUPLICATE: copies of the source images, real images
-    copies.ids = [f"duplicate/{j:05d}" for j in range(len(copies))]
-    copies.sources = [(train.ids[i],) for i in dup_sources]
-    return train.concat(copies)
-
-
-def arm_size(arm: str, method_arms: tuple[str, ...], train: ImageSet, extra: ImageSet | None,
-             dup_sources: list[int], gated_arm: str | None = None, kept: ImageSet | None = None) -> int:
-    """``len(arm_training_set(...))`` without building it."""
-    if arm in (REAL, CLASSIC):
-        return len(train)
-    if arm == gated_arm:
-        return len(train) + len(kept)
-    return len(train) + (len(extra) if arm in method_arms else len(dup_sources))
-
-
-def cell_job(spec: CellSpec, train: ImageSet, val: ImageSet, extra: ImageSet | None, dup_sources: list[int],
-             test: ImageSet, finished: dict[int, tuple[dict, dict]] | None = None, kept: ImageSet | None = None,
-             *, progress=None, checkpoint_dir: Path | None = None) -> dict:
-    """Train and evaluate the cell's classifiers; returns ``{"cell": figures, "members": [(weights,
-    record)] or None}``. ``finished`` members (index -> weights, record) are not trained again;
-    ``kept``: the images the quality gate kept (the METHOD+gate arm)."""
+def cell_job(spec: CellSpec, train: ImageSet, val: ImageSet, added: ImageSet | None, test: ImageSet,
+             finished: dict[int, tuple[dict, dict]] | None = None, *, progress=None,
+             checkpoint_dir: Path | None = None) -> dict:
+    """Train and evaluate the cell's classifiers on the real images ``train`` plus ``added`` (the
+    arm's extra images: synthetic ones, copies, pseudo-labelled pool images; ``None``: none);
+    returns ``{"cell": figures, "members": [(weights, record)] or None}``. ``finished`` members
+    (index -> weights, record) are not trained again."""
     start = time.perf_counter()
-    data = arm_training_set(spec.arm, spec.method_arms, train, extra, dup_sources, spec.gated_arm, kept)
+    data = train if added is None else train.concat(added)
     ensemble = train_ensemble(
         data, val if len(val) else None, spec.ensemble, stage_generator(spec.seed, "ensemble", spec.repeat),
-        device=torch.device(spec.device), progress=progress,
-        transform=spec.classic if spec.arm.startswith(CLASSIC) else None,
+        device=torch.device(spec.device), progress=progress, transform=spec.classic,
         checkpoint_dir=checkpoint_dir, label=f"repeat {spec.repeat}: {spec.arm}",
         orientation_invariant=spec.orientation_invariant, finished=finished,
     )

@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lagaug.core.classic import ClassicConfig
-from lagaug.core.config import config_from_dict
 from lagaug.core.classifier.config import EnsembleConfig, resolve_ensemble_config
+from lagaug.core.compare.arms import (  # noqa: F401  (re-exported)
+    CLASSIC, DUPLICATE, GATE, PSEUDO, REAL, Arm, Source, resolve_plan,
+)
+from lagaug.core.config import config_from_dict
 from lagaug.core.errors import ConfigError
 from lagaug.core.executor import check_executor_options
 
-REAL, CLASSIC, DUPLICATE = "real", "classic", "duplicate"
-GATE = "gate"  # METHOD+gate: the METHOD arm's images less those the quality gate drops
 METRICS = ("f1", "accuracy", "auc")
 METRIC_NAMES = {"f1": "macro-F1", "accuracy": "accuracy", "auc": "AUC"}
 PRIMARY_METRIC = "f1"
@@ -22,11 +23,25 @@ PRIMARY_METRIC = "f1"
 class CompareConfig:
     """Everything ``lagaug compare`` is told. Saved as the run's ``config.json``.
 
-    :ivar method: the generator method of the ``METHOD`` arms (any registered plugin).
-    :ivar arms: arm names (``real``, ``classic``, METHOD, ``classic+``METHOD, ``duplicate``, and
-        METHOD``+gate`` — the METHOD arm's images less those the quality gate drops, judged by a
-        reference classifier trained on the repeat's real images; ``method`` stands for the
-        method's name); ``None`` = the first five.
+    :ivar method: the generator method of the ``METHOD`` arms (any registered plugin); ``--set``
+        applies to it (and to its variants). ``None``: the arms name their methods themselves.
+    :ivar arms: arm names (:mod:`lagaug.core.compare.arms`): ``real``, ``classic``, ``duplicate``,
+        ``pseudo-label``, and for a registered method or a ``variants`` label ``L``: ``L``,
+        ``classic+L`` and ``L+gate`` (L's images less those the quality gate drops, judged by a
+        reference classifier trained on the repeat's real images); ``method`` stands for
+        ``method``'s name. ``None`` = ``real``, ``classic``, METHOD, ``classic+``METHOD,
+        ``duplicate`` and every variant's own arm.
+    :ivar variants: named generative recipes, label -> ``{"method": NAME, "set": {key: value},
+        "classes": [class, ...]}`` (``--arm LABEL=METHOD:key=value,...``; ``classes``: synthesize
+        only from images of these classes). Arms of one method whose fit-time options agree share
+        one generator fit per repeat (a method's ``stage_options`` may differ between them).
+    :ivar pseudo_threshold: the ``pseudo-label`` arm: pool images whose ensemble confidence (the
+        largest mean class probability) is at least this join training with their predicted label.
+    :ivar pseudo_cap: at most this many pool images per class join (the most confident);
+        ``None``: ``ceil(synthetic_per_image x real training images / classes)``, so that the arm
+        adds about as many images as a METHOD arm.
+    :ivar pseudo_rounds: 2: retrain on the real images plus round 1's pseudo-labels, label the pool
+        again, and train the arm on round 2's.
     :ivar gate_distance: the gate's near-duplicate threshold (mean absolute difference to the source).
     :ivar repeats: how many repeats (each: own training subset if ``train_size``, own seeds).
     :ivar train_size: training images drawn per repeat from the source's training images
@@ -59,8 +74,9 @@ class CompareConfig:
         of the run's identity: a run may resume under another executor, with the same figures.
     """
 
-    method: str
+    method: str | None = None
     arms: list[str] | None = None
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     data: str | None = None
     unlabeled: str | None = None
     image_size: int = 32
@@ -87,36 +103,21 @@ class CompareConfig:
     keep_checkpoints: bool = False
     threads: int | None = None
     gate_distance: float = 0.01
+    pseudo_threshold: float = 0.9
+    pseudo_cap: int | None = None
+    pseudo_rounds: int = 1
     executor: str = "local"
     ray_address: str | None = None
     ray_gpus: float | None = None
 
+    def plan(self) -> tuple[list[Arm], dict[str, Source]]:
+        """The arms in order and the sources they draw on (see
+        :func:`lagaug.core.compare.arms.resolve_plan`)."""
+        return resolve_plan(self.arms, self.method, self.variants, self.set)
+
     def resolved_arms(self) -> list[str]:
-        """The arm names with ``method`` replaced by the method's name (validated, in order)."""
-        m = self.method
-        allowed = [REAL, CLASSIC, m, f"{CLASSIC}+{m}", DUPLICATE]
-        if self.arms is None:
-            return allowed
-        allowed.append(self.gated_arm())
-        out = []
-        for arm in self.arms:
-            name = (arm.strip().replace("method", m) if arm.strip() in ("method", "classic+method", "method+gate")
-                    else arm.strip())
-            if name not in allowed:
-                raise ConfigError(f"--arms: unknown arm {arm!r}; choose from: {', '.join(allowed)}")
-            if name in out:
-                raise ConfigError(f"--arms: arm {name!r} is listed twice")
-            out.append(name)
-        if not out:
-            raise ConfigError(f"--arms: give at least one arm; choose from: {', '.join(allowed)}")
-        return out
-
-    def method_arms(self) -> tuple[str, str, str]:
-        """The arms that train on synthetic images."""
-        return self.method, f"{CLASSIC}+{self.method}", self.gated_arm()
-
-    def gated_arm(self) -> str:
-        return f"{self.method}+{GATE}"
+        """The arm names, in order (``method`` replaced by the method's name)."""
+        return [a.name for a in self.plan()[0]]
 
     def classic_config(self) -> ClassicConfig:
         return config_from_dict(ClassicConfig, self.classic, source="--classic-set")
@@ -146,7 +147,13 @@ class CompareConfig:
             raise ConfigError(f"--budget must be epochs or steps, got {self.budget!r}")
         if self.test not in ("auto", "wilcoxon", "permutation"):
             raise ConfigError(f"--test must be wilcoxon or permutation, got {self.test!r}")
-        self.resolved_arms()
+        if not 0 < self.pseudo_threshold <= 1:
+            raise ConfigError(f"--pseudo-threshold must be in (0, 1], got {self.pseudo_threshold}")
+        if self.pseudo_cap is not None and self.pseudo_cap < 1:
+            raise ConfigError(f"--pseudo-cap must be at least 1, got {self.pseudo_cap}")
+        if self.pseudo_rounds not in (1, 2):
+            raise ConfigError(f"--pseudo-rounds must be 1 or 2, got {self.pseudo_rounds}")
+        self.plan()
         from lagaug.core.quality import GateConfig
 
         GateConfig(min_distance=self.gate_distance)

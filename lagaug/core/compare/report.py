@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lagaug.core.compare.config import METRIC_NAMES, METRICS, REAL, CompareConfig
+from lagaug.core.compare.config import DUPLICATE, METRIC_NAMES, METRICS, REAL, CompareConfig
 from lagaug.core.store import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 RESULT_COLUMNS = [
@@ -53,15 +53,52 @@ def p_text(p: float, alpha: float) -> str:
     return f"{p:.3g}{' *' if p < alpha else ''}"
 
 
-def results_markdown(rows: list[dict], comparisons: list[dict], cfg: CompareConfig, cells: list[dict]) -> str:
-    """The results as markdown: the arm table, the comparisons, and how to read them."""
+def title_methods(cfg: CompareConfig, record: dict | None = None) -> str:
+    """``method `vae```, or ``methods `vae`, `vqvae2``` when the arms draw on several."""
+    methods = list(dict.fromkeys(s["method"] for s in (record or {}).get("sources", {}).values()))
+    if cfg.method and cfg.method not in methods:
+        methods.insert(0, cfg.method)
+    if not methods:
+        return "no generator"
+    return ("method " if len(methods) == 1 else "methods ") + ", ".join(f"`{m}`" for m in methods)
+
+
+def sources_lines(record: dict | None) -> list[str]:
+    """What each generative arm draws on, what the generators were fitted on, and the pseudo-label settings."""
+    if not record:
+        return []
+    lines = []
+    for label, src in record.get("sources", {}).items():
+        opts = ", ".join(f"{k}={v}" for k, v in src["options"].items())
+        group = src.get("fit_group")
+        shared = ("the saved generator" if group == "--generator" else
+                  "its own fit" if group == label else f"the fit of `{group}`")
+        lines.append(f"- `{label}`: method `{src['method']}`{f' ({opts})' if opts else ''}"
+                     f"{', from ' + ', '.join(src['classes']) + ' images only' if src.get('classes') else ''}; "
+                     f"uses {shared}")
+    if record.get("sources"):
+        lines.append(f"- Generators fitted {record.get('generators_fitted')}.")
+    pseudo = record.get("pseudo_label")
+    if pseudo:
+        cap = pseudo["cap"] or "synthetic-per-image x real training images / classes"
+        lines.append(f"- `pseudo-label`: the repeat's reference ensemble (trained on its real training images) "
+                     f"labels the pool ({record.get('pool')} images); those with confidence >= {pseudo['threshold']} "
+                     f"join with their predicted label, at most {cap} per class, {pseudo['rounds']} round(s); "
+                     "provenance in repeats/rNNN/pseudo-label/.")
+    return ["", "Arms:", *lines] if lines else []
+
+
+def results_markdown(rows: list[dict], comparisons: list[dict], cfg: CompareConfig, cells: list[dict],
+                     record: dict | None = None) -> str:
+    """The results as markdown: the arm table, the comparisons, and how to read them (``record``:
+    the run's ``arms.json``)."""
     n = max((r["repeats"] for r in rows), default=0)
     test = next((c["test"] for c in comparisons), "paired test")
     min_p = min((c["min_p"] for c in comparisons), default=1.0)
     val = sorted({c["val_size"] for c in cells})
     train = sorted({c["real"] for c in cells})
     lines = [
-        f"# lagaug compare — method `{cfg.method}`", "",
+        f"# lagaug compare — {title_methods(cfg, record)}", "",
         "| arm | train images | added | macro-F1 % | accuracy % | AUC % | Δ F1 vs real | p vs real (Holm) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -84,14 +121,17 @@ def results_markdown(rows: list[dict], comparisons: list[dict], cfg: CompareConf
         "",
         f"Mean ± 95% confidence interval (Student t) over {n} repeats: the spread over repeats' seeds "
         f"(and training draws), on one test set of {cells[0]['test_size'] if cells else 0} images, the same for every "
-        f"repeat and arm. p: paired two-sided {test} test over repeats. The primary comparisons (METHOD vs "
-        f"real, METHOD vs duplicate, classic+METHOD vs classic, on macro-F1) are Holm-corrected as one "
-        f"family, all others as another; * and 'significant' = corrected p < {cfg.alpha}. With these "
-        f"repeats the smallest p the test can give is {min_p:.3g}.",
+        f"repeat and arm. p: paired two-sided {test} test over repeats. The primary comparisons (each "
+        f"METHOD arm vs real, duplicate, pseudo-label and cut-paste, classic+METHOD vs classic, METHOD+gate vs "
+        f"METHOD, on macro-F1) are Holm-corrected as one family, all others as another; * and 'significant' = "
+        f"corrected p < {cfg.alpha}. With these repeats the smallest p the test can give is {min_p:.3g}.",
         f"Training images: {split} ({', '.join(map(str, train))} per repeat after validation was carved: "
         f"{', '.join(map(str, val))} validation images, {cfg.val_fraction:.0%} of each class, at least one). "
-        f"Arms share each repeat's images and classifier seeds. The duplicate arm adds copies of the very "
-        f"images the `{cfg.method}` arm's extra images were made from.",
+        f"Arms share each repeat's images and classifier seeds."
+        + (f" The duplicate arm adds copies of the very images the `{dup}` arm's extra images were made from."
+           if (dup := (record or {}).get("duplicate_copies", cfg.method)) and any(r["arm"] == DUPLICATE for r in rows)
+           else ""),
+        *sources_lines(record),
         "",
     ]
     return "\n".join(lines)
@@ -129,9 +169,10 @@ def plot_results(rows: list[dict], cells: list[dict], path: str | Path) -> Path 
 
 
 def write_results(root: Path, rows: list[dict], comparisons: list[dict], cells: list[dict],
-                  cfg: CompareConfig) -> None:
+                  cfg: CompareConfig, record: dict | None = None) -> None:
     atomic_write_text(root / "results.csv", to_csv(rows, RESULT_COLUMNS))
     atomic_write_text(root / "comparisons.csv", to_csv(comparisons, COMPARISON_COLUMNS))
-    atomic_write_json(root / "results.json", json.loads(json.dumps({"rows": rows, "comparisons": comparisons})))
-    atomic_write_text(root / "results.md", results_markdown(rows, comparisons, cfg, cells))
+    atomic_write_json(root / "results.json", json.loads(json.dumps({"rows": rows, "comparisons": comparisons,
+                                                                    **({"arms": record} if record else {})})))
+    atomic_write_text(root / "results.md", results_markdown(rows, comparisons, cfg, cells, record))
     plot_results(rows, cells, root / "results.png")

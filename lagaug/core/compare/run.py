@@ -4,12 +4,18 @@ Run directory (``RUN`` is ``out``)::
 
     RUN/config.json                          the resolved configuration (written first)
     RUN/data.json                            the data: images per class and split, seeds
+    RUN/arms.json                            every arm (kind, source) and source (method, options,
+                                             classes, fit group), and what the generators were fitted on
     RUN/repeats/r000/split.json              ids of the repeat's training and validation images
-    RUN/repeats/r000/generator/              the repeat's fitted generator
+    RUN/repeats/r000/generator/              the repeat's fitted generator (of --method's arms)
     RUN/repeats/r000/synthetic/*.png         its synthesized images; manifest.jsonl marks them done
                                              (label_fidelity per image, and dropped / reason with METHOD+gate)
-    RUN/repeats/r000/reference/              with METHOD+gate: the classifiers that judge the labels
     RUN/repeats/r000/grid.png                some sources (left) beside what was made from them
+    RUN/repeats/r000/methods/L/              the same (generator/ when it fits one) for every other source L
+    RUN/repeats/r000/reference/              with a +gate or the pseudo-label arm: the classifiers that
+                                             judge the labels and label the pool
+    RUN/repeats/r000/pseudo-label/           round1.jsonl (round2.jsonl): the pool images chosen, with
+                                             predicted label and confidence; summary.json
     RUN/repeats/r000/arms/ARM/metrics.json   one finished cell (its presence marks it done)
     RUN/cells.jsonl                          every finished cell, one line each
     RUN/results.csv, results.md, results.json, comparisons.csv, results.png
@@ -23,38 +29,34 @@ alone writes the run directory, as each cell finishes.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import json
 import math
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from lagaug.core.classic import ClassicAugment
-from lagaug.core.compare.cells import CellSpec, arm_size, arm_training_set, cell_job
+from lagaug.core.compare.arms import ARM_HELP, CLASSIC_SYNTHETIC, GATE, PSEUDO, SYNTHETIC, primary_source
+from lagaug.core.compare.cells import CellSpec, cell_job
 from lagaug.core.compare.config import CLASSIC, DUPLICATE, REAL, CompareConfig
 from lagaug.core.compare.draws import carve_validation, draw_subset
+from lagaug.core.compare.pseudo import PseudoLabelStage
 from lagaug.core.compare.report import write_results
 from lagaug.core.compare.summary import summarise_cells
+from lagaug.core.compare.synth import LOADED, SourcePlan, SynthesisStage
 from lagaug.core.data.dataset import DataSplits, ImageSet
-from lagaug.core.ensemble import EnsembleConfig, check_classifier_input, steps_per_epoch, train_ensemble
+from lagaug.core.ensemble import EnsembleConfig, check_classifier_input, steps_per_epoch
 from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.executor import Executor, job_resources, make_executor, node_label
-from lagaug.core.generators import fit_generator, load_generator, method_config, synthesize
-from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext
+from lagaug.core.generators import load_generator, method_config
 from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
 from lagaug.core.progress import Progress
-from lagaug.core.quality import GateConfig, ensemble_classifier, summarize
 from lagaug.core.rundir import RunDir
 from lagaug.core.runjob import RunJob
 from lagaug.core.runtime import derive_seed, resolve_device, stage_generator
 from lagaug.core.store import atomic_write_json, atomic_write_lines
-from lagaug.core.synthstore import read_manifest, read_synthetic, write_synthetic
 
 
 @dataclass
@@ -68,7 +70,7 @@ class CompareResult:
     config: CompareConfig
 
 
-class Compare(RunJob):
+class Compare(RunJob, SynthesisStage, PseudoLabelStage):
     """One comparison run; see the module docstring and :mod:`lagaug.core.compare`."""
 
     def __init__(self, config: CompareConfig, progress: Progress | None = None, resume: bool = False,
@@ -80,25 +82,32 @@ class Compare(RunJob):
         self.splits = splits
         self.pm = plugins_or_default(plugins)
         self.run = RunDir(config.out)
-        self.arms = config.resolved_arms()
+        self.plan, self.sources = config.plan()
+        self.arms = [a.name for a in self.plan]
+        self.arm = {a.name: a for a in self.plan}
         self.device = resolve_device(config.device)
         self.ens_cfg = config.ensemble_config()
         self.classic = ClassicAugment(config.classic_config())
-        self.needs_method = any(a in config.method_arms() for a in self.arms)
+        self.duplicated = primary_source(self.plan, config.method)  # the source whose sources duplicate copies
         self.executor: Executor | None = None
+        self._fitted: dict = {}  # (repeat, fit group) -> the fitted generator, while the repeat runs
+        self._reference: dict = {}  # repeat -> its reference classifier
 
     # -- set-up --------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Check everything that can be checked, then create (or reopen) the run directory."""
         import lagaug.core.cnn  # noqa: F401  (registers garay_cnn / garay_cnn_small in timm)
         from lagaug.core.data.identity import generator_fingerprint, pool_fingerprint, splits_fingerprint
+        from lagaug.core.data.pools import check_pool_disjoint
         from lagaug.core.store import check_output_dir
 
         cfg = self.cfg
         check_output_dir(cfg.out)
-        method_cls = self.pm.get_method(cfg.method)  # unknown method fails first
-        _, self.options = method_config(method_cls, cfg.set)
-        if self.splits is None:
+        if cfg.method is not None:
+            method_config(self.pm.get_method(cfg.method), cfg.set)  # an unknown method or --set key fails first
+        self._check_source_methods()
+        given = self.splits is not None
+        if not given:
             from lagaug.core.data.sources import load_data
 
             self.splits = load_data(cfg.data, image_size=cfg.image_size, seed=cfg.split_seed,
@@ -110,11 +119,15 @@ class Compare(RunJob):
             raise ConfigError(f"--train-size {cfg.train_size} is smaller than the {pool.num_classes} classes")
         self.pool = pool
         self.test = self._test_set()
-        if self.needs_method or DUPLICATE in self.arms:
-            method_cls.check_image_shape((pool.channels, *pool.image_size))
+        loaded = cfg.method if cfg.generator and any(s.method == cfg.method for s in self.sources.values()) else None
+        self.source_plan = SourcePlan(self.sources, self.pm, pool.class_names,
+                                      cfg.method if cfg.method in self.sources else None, cfg.variants, loaded)
+        for method in sorted({s.method for s in self.sources.values()}):
+            self.pm.get_method(method).check_image_shape((pool.channels, *pool.image_size))
         check_classifier_input(self.ens_cfg.classifier, pool.channels, pool.image_size, pool.num_classes)
+        self._check_pool(given, check_pool_disjoint)
         self.loaded = None
-        if cfg.generator and self.needs_method:
+        if loaded:
             from lagaug.core.loop import check_generator_dir
 
             check_generator_dir(cfg.generator, cfg.method, pool)
@@ -125,7 +138,50 @@ class Compare(RunJob):
                                       job_resources(cfg.threads, self.device.type, cfg.ray_gpus))
         self.run.start(dataclasses.asdict(cfg), self.resume, identity)
         self.run.write_data_summary(self.splits.summary())
+        atomic_write_json(self.run.root / "arms.json", self.arms_record())
         self.progress.log(self.splits.counts_line())
+
+    def _check_source_methods(self) -> None:
+        """Every source names a registered method (an arm that names none is an unknown arm)."""
+        known = set(self.pm.method_names())
+        for label, src in self.sources.items():
+            if src.method in known:
+                continue
+            if label in self.cfg.variants:
+                self.pm.get_method(src.method)  # the one-line unknown-method error, listing what exists
+            arm = next(a.name for a in self.plan if a.source == label)
+            raise ConfigError(f"--arms: unknown arm {arm!r}; {ARM_HELP} (methods: {', '.join(sorted(known))}"
+                              + (f"; --arm labels: {', '.join(self.cfg.variants)}" if self.cfg.variants else "") + ")")
+
+    def _check_pool(self, given: bool, check_pool_disjoint) -> None:
+        """The pool: needed by ``pseudo-label``, of the training images' shape, never holding a
+        test image (:func:`load_data` checked a pool it loaded; here one handed in is checked)."""
+        pool, train = self.splits.unlabeled, self.splits.train
+        if PSEUDO in self.arms:
+            if pool is None or not len(pool):
+                raise ConfigError(f"--arms {PSEUDO}: the arm labels an unlabelled pool; give one with --unlabeled")
+            if pool.channels != train.channels or tuple(pool.image_size) != tuple(train.image_size):
+                raise DataError(f"unlabeled pool: images are {pool.channels}x{tuple(pool.image_size)}, the training "
+                                f"images {train.channels}x{tuple(train.image_size)}; give both the same channels and size")
+        if given:
+            check_pool_disjoint(pool, self.splits.test)
+
+    def arms_record(self) -> dict:
+        """``arms.json``: the arms, the sources they draw on, and what the generators were fitted on."""
+        cfg, pool = self.cfg, self.splits.unlabeled
+        if self.source_plan.sources and all(g == LOADED for g in self.source_plan.group.values()):
+            fitted = f"none: the saved generator {cfg.generator} serves every repeat"
+        else:
+            fitted = ("per repeat, on the repeat's training images"
+                      + (" (validation images for early stopping)" if cfg.generator_val else "")
+                      + (f" plus the unlabelled pool ({len(pool)} images; a method that cannot use one ignores it)"
+                         if pool is not None and len(pool) else "")
+                      + (f"; {cfg.method}'s arms use the saved generator {cfg.generator}" if cfg.generator else ""))
+        return {"arms": [dataclasses.asdict(a) for a in self.plan], "duplicate_copies": self.duplicated,
+                "sources": {label: self.source_plan.record(label) for label in self.sources},
+                "generators_fitted": fitted, "pool": None if pool is None else len(pool),
+                "pseudo_label": ({"threshold": cfg.pseudo_threshold, "cap": cfg.pseudo_cap, "rounds": cfg.pseudo_rounds}
+                                 if PSEUDO in self.arms else None)}
 
     def _test_set(self) -> ImageSet:
         test = self.splits.test
@@ -156,116 +212,53 @@ class Compare(RunJob):
                             "the splits overlap")
         return train, val
 
-    # -- generator and synthetic images --------------------------------------------------------
-    def plan_sources(self, train: ImageSet, r: int) -> torch.Tensor:
-        """Training-image index of every extra image: each image ``floor``/``ceil`` of the ratio."""
-        n = int(round(self.cfg.synthetic_per_image * len(train)))
-        if n < 1:
-            raise ConfigError(
-                f"--synthetic-per-image {self.cfg.synthetic_per_image} makes no image from {len(train)} "
-                "training images; raise it"
-            )
-        gen = stage_generator(self.cfg.seed, "sources", r)
-        rounds = [torch.randperm(len(train), generator=gen) for _ in range(math.ceil(n / len(train)))]
-        return torch.cat(rounds)[:n].sort().values
-
-    def generator(self, r: int, train: ImageSet, val: ImageSet) -> GeneratorMethod:
-        if self.loaded is not None:
-            # a fresh copy per repeat: what a stage learns lazily (e.g. stylegan2's class
-            # directions, fitted on the repeat's images) must not carry into the next repeat,
-            # or a resumed run would differ from an uninterrupted one
-            return copy.deepcopy(self.loaded)
-        folder = self.repeat_dir(r) / "generator"
-        if (folder / GENERATOR_JSON).exists():
-            return load_generator(folder, expect_method=self.cfg.method, plugins=self.pm)
-        splits = DataSplits(train, val if self.cfg.generator_val else train.subset([]), train.subset([]),
-                            self.splits.unlabeled)
-        return fit_generator(self.cfg.method, splits, overrides=self.cfg.set,
-                             seed=derive_seed(self.cfg.seed, "repeat", r), device=self.device,
-                             progress=self.progress, out=folder, plugins=self.pm)
-
-    def synthetic(self, r: int, train: ImageSet, val: ImageSet) -> tuple[ImageSet, ImageSet | None]:
-        """The repeat's synthesized images (made once, then read back from the run directory):
-        all of them, and (with the METHOD+gate arm) those the quality gate kept."""
-        root = self.repeat_dir(r)
-        lines = read_manifest(root / "synthetic" / "manifest.jsonl")
-        gated = self.cfg.gated_arm() in self.arms
-        if lines is None:
-            method = self.generator(r, train, val)
-            sources = self.plan_sources(train, r)
-            ctx = StageContext(generator=stage_generator(self.cfg.seed, "synthesize", r), device=self.device,
-                               variants=1, options=dict(self.options), progress=self.progress,
-                               pool=train, batch_index=sources)
-            if gated:
-                ctx.classify, ctx.gate = self.reference_classifier(r, train, val), GateConfig(
-                    min_distance=self.cfg.gate_distance)
-            start = time.perf_counter()
-            with self.progress.task(f"repeat {r}: synthesize {len(sources)} images with {method.name}", 1) as task:
-                synth = synthesize(self.pm, method, train.float_images(sources), train.targets()[sources], ctx,
-                                   keep_dropped=True)
-                task.advance(1, status=f"{len(synth)} images")
-            seconds = time.perf_counter() - start
-            self.write_preview(r, train, synth)
-            atomic_write_json(root / "synthesis.json",
-                              {"planned": len(sources), "made": len(synth), "seconds": round(seconds, 3),
-                               **({"quality": summarize(synth, train.class_names)} if gated else {})})
-            lines = write_synthetic(root, "synthetic", synth, train, method=self.cfg.method,
-                                    seed=derive_seed(self.cfg.seed, "synthesize", r),
-                                    id_prefix=f"synthetic/r{r:03d}", extra={"repeat": r})
-        made = read_synthetic(root, [{**line, "dropped": False} for line in lines], train)
-        if made is None:
-            raise DataError(f"repeat {r}: the method made no images (all were filtered out)")
-        kept = read_synthetic(root, lines, train) if gated else None
-        if gated and kept is None:
-            raise DataError(f"repeat {r}: the quality gate dropped every synthetic image; the "
-                            f"{self.cfg.gated_arm()} arm has nothing to add")
-        return made, kept
-
-    def reference_classifier(self, r: int, train: ImageSet, val: ImageSet):
-        """The classifiers that judge the synthetic images' labels for the gate: trained on the
-        repeat's real training images (validation for early stopping), like the ``real`` arm."""
-        ensemble = train_ensemble(train, val if len(val) else None, self.ens_cfg,
-                                  stage_generator(self.cfg.seed, "reference", r), device=self.device,
-                                  progress=self.progress, checkpoint_dir=self.repeat_dir(r) / "reference",
-                                  label=f"repeat {r}: reference classifier",
-                                  orientation_invariant=self.splits.extra.get("orientation_invariant"),
-                                  executor=self.executor)
-        return ensemble_classifier(ensemble)
-
-    def write_preview(self, r: int, train: ImageSet, synth) -> None:
-        """``grid.png``: one source image of every class, beside everything made from it."""
-        from lagaug.core.report import partner_images, save_pair_grid
-
-        rows = synth.primary
-        shown = sorted({int(rows[torch.nonzero(train.labels[rows] == c).flatten()[0]])
-                        for c in range(train.num_classes) if bool((train.labels[rows] == c).any())})
-        position = {t: i for i, t in enumerate(shown)}
-        pick = [j for j in range(len(synth)) if int(rows[j]) in position]
-        save_pair_grid(self.repeat_dir(r) / "grid.png", train.float_images(shown), synth.images[pick],
-                       torch.tensor([position[int(rows[j])] for j in pick], dtype=torch.long),
-                       partners=partner_images(train, synth.source[pick]))
-
     # -- arms ----------------------------------------------------------------------------------
-    def arm_set(self, arm: str, train: ImageSet, extra: ImageSet | None, dup_sources: list[int],
-                kept: ImageSet | None = None) -> ImageSet:
-        """The training set of ``arm`` in one repeat."""
-        return arm_training_set(arm, self.cfg.method_arms(), train, extra, dup_sources, self.cfg.gated_arm(), kept)
+    def added_images(self, r: int, todo: list[str], train: ImageSet, val: ImageSet) -> dict[str, ImageSet | None]:
+        """What each arm of ``todo`` adds to the real images in repeat ``r``: a source's synthetic
+        images (or those the gate kept), copies of the duplicated source's source images, the
+        pseudo-labelled pool images, or nothing."""
+        arms = [self.arm[a] for a in todo]
+        labels = list(dict.fromkeys(a.source for a in arms if a.source is not None))
+        if DUPLICATE in todo and self.duplicated is not None and self.duplicated not in labels:
+            labels.append(self.duplicated)
+        made = {label: self.synthetic(r, train, val, label) for label in labels}
+        self.forget_fits(r)
+        added: dict[str, ImageSet | None] = {}
+        for arm in arms:
+            if arm.kind in (REAL, CLASSIC):
+                added[arm.name] = None
+            elif arm.kind in (SYNTHETIC, CLASSIC_SYNTHETIC):
+                added[arm.name] = made[arm.source][0]
+            elif arm.kind == GATE:
+                added[arm.name] = made[arm.source][1]
+            elif arm.kind == PSEUDO:
+                added[arm.name] = self.pseudo_labels(r, train, val)
+            else:  # DUPLICATE: copies of the very source images the duplicated source's images were made from
+                index = {id_: i for i, id_ in enumerate(train.ids)}
+                dup = ([index[s[0]] for s in made[self.duplicated][0].sources] if self.duplicated is not None
+                       else self.plan_sources(train, r).tolist())
+                added[arm.name] = duplicate_copies(train, dup)
+        return added
+
+    def arm_set(self, arm: str, train: ImageSet, added: ImageSet | None) -> ImageSet:
+        """The training set of ``arm`` in one repeat: the real images plus what the arm adds."""
+        return train if added is None else train.concat(added)
 
     def submit_cell(self, r: int, arm: str, data: dict, overall) -> None:
         """Hand the cell ``(r, arm)`` to the executor; :meth:`cell_done` records it when it finishes.
-        ``data``: the repeat's images, each put to the executor once (``train``, ``val``, ``extra``,
-        ``kept``, ``dup``) and their sizes (``n_train``, ``n_data``)."""
+        ``data``: the repeat's images, each put to the executor once (``train``, ``val``, and per
+        arm what it adds, ``added``) and their sizes (``n_train``, ``n_data``)."""
         folder = self.cell_dir(r, arm)
         local = self.executor.in_process
-        spec = CellSpec(r, arm, self.cfg.method_arms(), self.arm_ensemble_config(data["n_train"], data["n_data"][arm]),
-                        self.cfg.seed, self.executor.job_device(self.device), self.classic,
-                        self.splits.extra.get("orientation_invariant"), gated_arm=self.cfg.gated_arm(),
+        spec = CellSpec(r, arm, self.arm_ensemble_config(data["n_train"], data["n_data"][arm]), self.cfg.seed,
+                        self.executor.job_device(self.device), self.classic if self.arm[arm].classic else None,
+                        self.splits.extra.get("orientation_invariant"),
                         return_members=self.cfg.keep_checkpoints and not local)
         finished = None if local else self.finished_members(folder / "ensemble")
         overall.set_status(f"repeat {r}: {arm}" if local else f"repeat {r}: cells on {self.executor.describe()}")
         self.executor.submit(
-            cell_job, spec, data["train"], data["val"], data["extra"], data["dup"], self.test_ref, finished,
-            data["kept"], name=f"lagaug cell r{r} {arm}", on_done=functools.partial(self.cell_done, r, arm, overall),
+            cell_job, spec, data["train"], data["val"], data["added"][arm], self.test_ref, finished,
+            name=f"lagaug cell r{r} {arm}", on_done=functools.partial(self.cell_done, r, arm, overall),
             inproc={"progress": self.progress, "checkpoint_dir": folder / "ensemble"},
         )
 
@@ -296,11 +289,12 @@ class Compare(RunJob):
     def arm_ensemble_config(self, n_train: int, n_data: int) -> EnsembleConfig:
         """The classifier settings of one arm (``n_data`` images, made from ``n_train`` real ones):
         ``epochs`` as given, or (``budget="steps"``) scaled so that the arm gets the optimisation
-        steps of ``epochs`` passes over the largest arm."""
+        steps of ``epochs`` passes over the largest arm (planned: the real images plus
+        ``synthetic_per_image`` times as many)."""
         cfg = self.ens_cfg
         if self.cfg.budget == "epochs":
             return cfg
-        grows = any(a not in (REAL, CLASSIC) for a in self.arms)
+        grows = any(a.kind not in (REAL, CLASSIC) for a in self.plan)
         largest = n_train + (int(round(self.cfg.synthetic_per_image * n_train)) if grows else 0)
         steps = steps_per_epoch(largest, cfg) * cfg.epochs
         return dataclasses.replace(cfg, epochs=math.ceil(steps / steps_per_epoch(n_data, cfg)))
@@ -330,26 +324,23 @@ class Compare(RunJob):
                 self.executor.poll()
             self.executor.wait()
         cells = self.write_cells()
-        rows, comparisons = summarise_cells(cells, self.arms, cfg.method, cfg.test, cfg.alpha)
-        write_results(self.run.root, rows, comparisons, cells, cfg)
+        rows, comparisons = summarise_cells(cells, self.plan, test=cfg.test, alpha=cfg.alpha)
+        write_results(self.run.root, rows, comparisons, cells, cfg, self.arms_record())
         return CompareResult(self.run.root, cells, rows, comparisons, cfg)
 
     def run_repeat(self, r: int, todo: list[str], overall) -> None:
-        """The repeat's split and synthetic images (here, on the driver), then one job per cell."""
+        """The repeat's split, synthetic and pseudo-labelled images (here, on the driver), then one
+        job per cell."""
         train, val = self.split(r)
         atomic_write_json(self.repeat_dir(r) / "split.json", {"train": train.ids, "val": val.ids})
-        extra, kept, dup = None, None, []
-        if any(a in self.cfg.method_arms() for a in todo) or (DUPLICATE in todo and self.needs_method):
-            extra, kept = self.synthetic(r, train, val)
-            index = {id_: i for i, id_ in enumerate(train.ids)}
-            dup = [index[s[0]] for s in extra.sources]
-        elif DUPLICATE in todo:
-            dup = self.plan_sources(train, r).tolist()
-        put = self.executor.put
-        data = {"train": put(train), "val": put(val), "extra": None if extra is None else put(extra), "dup": dup,
-                "kept": None if kept is None else put(kept), "n_train": len(train),
-                "n_data": {a: arm_size(a, self.cfg.method_arms(), train, extra, dup, self.cfg.gated_arm(), kept)
-                           for a in todo}}
+        added = self.added_images(r, todo, train, val)
+        refs: dict[int, object] = {}  # every image set goes to the executor once, whichever arms share it
+        for images in added.values():
+            if images is not None and id(images) not in refs:
+                refs[id(images)] = self.executor.put(images)
+        data = {"train": self.executor.put(train), "val": self.executor.put(val), "n_train": len(train),
+                "added": {a: None if x is None else refs[id(x)] for a, x in added.items()},
+                "n_data": {a: len(train) + (0 if x is None else len(x)) for a, x in added.items()}}
         for arm in todo:
             self.submit_cell(r, arm, data, overall)
 
@@ -360,6 +351,15 @@ class Compare(RunJob):
         cells = self.all_cells()
         atomic_write_lines(self.run.root / "cells.jsonl", (json.dumps(c) for c in cells))
         return cells
+
+
+def duplicate_copies(train: ImageSet, rows: list[int]) -> ImageSet:
+    """The ``duplicate`` arm's extra images: copies of the training images ``rows`` (real images,
+    ids ``duplicate/NNNNN``, each naming the image it copies as its source)."""
+    copies = train.subset(rows)
+    copies.ids = [f"duplicate/{j:05d}" for j in range(len(copies))]
+    copies.sources = [(train.ids[i],) for i in rows]
+    return copies
 
 
 def run_compare(config: CompareConfig, progress: Progress | None = None, resume: bool = False,

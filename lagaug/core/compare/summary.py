@@ -1,11 +1,13 @@
 """From finished cells to per-arm rows and corrected paired comparisons.
 
-The comparisons: every arm against ``real``; METHOD against ``duplicate``; ``classic+``METHOD
-against ``classic``; METHOD``+gate`` against METHOD and ``duplicate`` — on every metric, paired over
-the repeats both arms finished. The **primary** comparisons, named before any data is seen, are
-METHOD vs real, METHOD vs duplicate, classic+METHOD vs classic and METHOD+gate vs METHOD on macro-F1; they form one family, Holm-corrected together. Every other
-comparison forms the secondary family, Holm-corrected together. "Significant" always means the
-corrected p is below alpha.
+The comparisons (:func:`lagaug.core.compare.arms.comparison_pairs`): every arm against ``real``;
+every arm of a method under test against ``duplicate``, ``pseudo-label`` and each baseline method's
+arm (``cut-paste``); ``classic+``L against ``classic``; L``+gate`` against L and ``duplicate`` — on
+every metric, paired over the repeats both arms finished. The **primary** comparisons, named
+before any data is seen, are those a method under test must win, on macro-F1: L vs real, L vs
+duplicate, L vs pseudo-label, L vs cut-paste, classic+L vs classic and L+gate vs L; they form one
+family, Holm-corrected together. Every other comparison forms the secondary family, Holm-corrected
+together. "Significant" always means the corrected p is below alpha.
 """
 
 from __future__ import annotations
@@ -14,40 +16,30 @@ from typing import Any
 
 import numpy as np
 
-from lagaug.core.compare.config import CLASSIC, DUPLICATE, GATE, METRICS, PRIMARY_METRIC, REAL
+from lagaug.core.compare.arms import Arm, comparison_pairs, resolve_plan
+from lagaug.core.compare.config import METRICS, PRIMARY_METRIC, REAL
 from lagaug.core.stats import holm, mean_ci, paired_test
 
 
-def comparison_pairs(arms: list[str], method: str) -> list[tuple[str, str]]:
-    pairs = [(a, REAL) for a in arms if a != REAL and REAL in arms]
-    if method in arms and DUPLICATE in arms:
-        pairs.append((method, DUPLICATE))
-    if f"{CLASSIC}+{method}" in arms and CLASSIC in arms:
-        pairs.append((f"{CLASSIC}+{method}", CLASSIC))
-    gated = f"{method}+{GATE}"
-    if gated in arms:
-        pairs += [(gated, base) for base in (method, DUPLICATE) if base in arms]
-    return pairs
+def summarise_cells(cells: list[dict], plan: list[Arm] | list[str], method: str | None = None,
+                    test: str = "wilcoxon", alpha: float = 0.05) -> tuple[list[dict], list[dict]]:
+    """Per-arm rows (mean ± 95% CI over repeats) and the comparisons (raw and Holm-corrected p).
 
-
-def is_primary(arm: str, baseline: str, metric: str, method: str) -> bool:
-    primary = {(method, REAL), (method, DUPLICATE), (f"{CLASSIC}+{method}", CLASSIC), (f"{method}+{GATE}", method)}
-    return metric == PRIMARY_METRIC and (arm, baseline) in primary
-
-
-def summarise_cells(cells: list[dict], arms: list[str], method: str, test: str = "wilcoxon",
-                    alpha: float = 0.05) -> tuple[list[dict], list[dict]]:
-    """Per-arm rows (mean ± 95% CI over repeats) and the comparisons (raw and Holm-corrected p)."""
+    ``plan``: the run's arms (:class:`~lagaug.core.compare.arms.Arm`), or their names with
+    ``method`` the name that ``method`` arms stand for."""
+    if plan and isinstance(plan[0], str):
+        plan = resolve_plan(list(plan), method)[0]
+    arms = [a.name for a in plan]
     by_arm = {a: {c["repeat"]: c for c in cells if c["arm"] == a} for a in arms}
     comparisons = []
-    for arm, base in comparison_pairs(arms, method):
+    for arm, base, primary in comparison_pairs(plan):
         common = sorted(set(by_arm[arm]) & set(by_arm[base]))
         for metric in METRICS:
             t = paired_test([by_arm[arm][r][metric] for r in common], [by_arm[base][r][metric] for r in common], test)
             comparisons.append({
                 "arm": arm, "baseline": base, "metric": metric, "n": t["n"], "delta": t["delta"],
                 "delta_ci": t["delta_ci"], "p": t["p"], "min_p": t["min_p"], "test": t["test"],
-                "family": "primary" if is_primary(arm, base, metric, method) else "secondary",
+                "family": "primary" if primary and metric == PRIMARY_METRIC else "secondary",
             })
     for family in ("primary", "secondary"):
         members = [c for c in comparisons if c["family"] == family]

@@ -159,10 +159,13 @@ class ImageSet:
 
 
 class ImagePool(Protocol):
-    """Unlabelled images for generator pre-training, streamed in batches, never held whole.
+    """Unlabelled images (generator pre-training, pseudo-labels), streamed in batches, never held whole.
 
     ``iter_batches`` yields float32 tensors ``(B, C, H, W)`` in ``[0, 1]`` in an order drawn from
     ``generator`` (a seeded ``torch.Generator``), covering every image once per call.
+    ``images_at(indices)`` gives images by index (same type and shape), and ``id_of(i)`` a stable
+    id of image ``i`` (``"pool:17"``, or ``"pool:"`` and a file's path relative to the pool's
+    folder) for provenance.
     """
 
     def __len__(self) -> int: ...
@@ -175,13 +178,9 @@ class ImagePool(Protocol):
 
     def iter_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]: ...
 
-    def images_at(self, indices) -> torch.Tensor:
-        """Images ``indices`` as float32 ``(B, C, H, W)`` in ``[0, 1]`` (random access)."""
-        ...
+    def images_at(self, indices: Sequence[int]) -> torch.Tensor: ...
 
-    def id_of(self, index: int) -> str:
-        """A stable id of image ``index`` (what a synthetic image's provenance names)."""
-        ...
+    def id_of(self, i: int) -> str: ...
 
 
 class SquarePool:
@@ -214,11 +213,11 @@ class InMemoryPool:
     def image_size(self) -> tuple[int, int]:
         return self.data.image_size
 
-    def images_at(self, indices) -> torch.Tensor:
+    def images_at(self, indices: Sequence[int]) -> torch.Tensor:
         return self.data.float_images(list(indices))
 
-    def id_of(self, index: int) -> str:
-        return self.data.ids[int(index)]
+    def id_of(self, i: int) -> str:
+        return f"pool:{self.data.ids[int(i)]}"
 
     def iter_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         order = torch.randperm(len(self.data), generator=generator)

@@ -31,7 +31,9 @@ from lagaug.core.data.images import (  # noqa: F401  (re-exported: the public na
     IMAGE_EXTENSIONS, BadImageWarning, DepthWarning, _BadImage, _read_image, _report_bad, _stack, read_image_file,
 )
 from lagaug.core.data.npz import NPZ_KEYS, load_npz  # noqa: F401
-from lagaug.core.data.pools import DEFAULT_POOL_SIZE, ArrayPool, FolderPool, files_below, load_unlabeled, visible  # noqa: F401
+from lagaug.core.data.pools import (  # noqa: F401
+    DEFAULT_POOL_SIZE, ArrayPool, FolderPool, check_pool_disjoint, files_below, load_unlabeled, visible,
+)
 from lagaug.core.data.splits import carve, shared_images
 from lagaug.core.data.synthetic import make_default_splits
 from lagaug.core.errors import ConfigError, DataError
@@ -247,7 +249,8 @@ def load_data(
     ``source``: ``None`` or ``"default"`` (the embedded set, with its pool of ok images), an image
     folder, or an ``.npz`` file. ``val_fraction`` / ``test_fraction``: the share of images carved,
     class by class with ``seed``, for splits the source lacks. ``unlabeled``: a pool for generator
-    pre-training (see :func:`load_unlabeled`); it replaces the default's own pool. ``bad_images``:
+    pre-training and pseudo-labels (see :func:`load_unlabeled`); it replaces the default's own
+    pool, and a pool holding a test image is refused (:func:`check_pool_disjoint`). ``bad_images``:
     ``"warn"`` skips unreadable image files with a :class:`BadImageWarning`, ``"error"`` stops.
     """
     _check_options(image_size, seed, val_fraction, test_fraction, bad_images)
@@ -270,4 +273,5 @@ def load_data(
             unlabeled, image_size=image_size, channels=splits.train.channels, seed=seed, bad_images=bad_images,
             full_scale=splits.extra.get("full_scale"),
         )
+        check_pool_disjoint(splits.unlabeled, splits.test)  # the embedded default's own pool never is
     return splits

@@ -294,12 +294,10 @@ class SyntheticPool(SquarePool):
         batch = torch.from_numpy(np.stack(imgs)[:, None]).float() / 255.0
         return batch.expand(-1, self.n_channels, -1, -1).contiguous()
 
-    def images_at(self, indices) -> torch.Tensor:
-        """Images ``indices`` as float32 ``(B, C, H, W)`` in ``[0, 1]``."""
-        return self.render(indices)
+    images_at = render  # the pool's random access (see ImagePool)
 
-    def id_of(self, index: int) -> str:
-        return f"default/unlabeled/{int(index):05d}"
+    def id_of(self, i: int) -> str:
+        return f"pool:{int(i)}"
 
     def iter_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         order = torch.randperm(self.size, generator=generator)

@@ -139,6 +139,7 @@ class AAEMixupMethod(GeneratorMethod):
     version: ClassVar[int] = 1
     Config: ClassVar[type] = AAEMixupConfig
     min_image_size: ClassVar[int] = 8
+    stage_options: ClassVar[frozenset[str]] = frozenset(STAGE_OPTIONS)
 
     def __init__(self, config: AAEMixupConfig, image_shape: tuple[int, int, int], class_names: list[str]):
         super().__init__(config, image_shape, class_names)

@@ -66,6 +66,8 @@ class VQVAE2Method(GeneratorMethod):
     Config: ClassVar[type] = VQVAE2Config
     min_image_size: ClassVar[int] = 8
     region_mode: ClassVar[str] = "self"  # keeps the codes under a region (keep.py)
+    stage_options: ClassVar[frozenset[str]] = frozenset({"temperature", "region", "resample_fraction", "keep",
+                                                         "keep_margin", "keep_pixels", "transplant", "seam"})
 
     @classmethod
     def import_checkpoint(cls, files, *, out, class_names, image_size=None, **options) -> "VQVAE2Method":
