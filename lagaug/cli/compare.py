@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from lagaug.cli.main import (
-    classifier_options, common_run_options, executor_options, friendly_errors, pass_plugins, preset_help, set_option,
+    classifier_options, common_run_options, executor_options, friendly_errors, pass_plugins, preset_help, refit_option,
+    region_options, set_option,
     use_threads,
 )
 from lagaug.cli.report import report_option, write_after_run
@@ -108,6 +109,8 @@ def results_table(result) -> None:
               help="METHOD+gate: near-duplicate threshold (mean absolute pixel difference to the source, 0..1).")
 @click.option("--out", default=None, metavar="DIR", help="Run directory [lagaug-runs/compare-METHOD-TIME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out; finished cells are not redone.")
+@region_options
+@refit_option
 @report_option
 @pass_plugins
 @friendly_errors
@@ -115,7 +118,7 @@ def compare(plugins, method, arms, variants, pseudo_threshold, pseudo_cap, pseud
             classic_overrides, data, unlabeled, image_size, seed, split_seed, device, bad_images, quiet, preset, epochs,
             classifier, classifier_aug, classifier_overrides, threads, executor, ray_address, ray_gpus, members,
             batch_size, lr, budget, overrides, generator, generator_val, alpha, test_name, keep_checkpoints,
-            gate_distance, out, resume, report) -> None:
+            gate_distance, out, resume, region_source, normal_class, refit, report) -> None:
     """Train classifiers side by side on real, classic, synthetic (METHOD), classic+METHOD,
     duplicate and pseudo-labelled training sets, for one method or several; report macro-F1 /
     accuracy / AUC with 95% intervals over repeats and paired significance tests."""
@@ -148,7 +151,7 @@ def compare(plugins, method, arms, variants, pseudo_threshold, pseudo_cap, pseud
         ensemble=ensemble, budget=budget, set=parse_overrides(overrides), generator=generator, generator_val=generator_val, alpha=alpha, test=test_name, seed=seed, split_seed=split_seed,
         device=device, out=out, bad_images=bad_images, keep_checkpoints=keep_checkpoints,
         threads=use_threads(threads), gate_distance=gate_distance, executor=executor, ray_address=ray_address,
-        ray_gpus=ray_gpus,
+        ray_gpus=ray_gpus, region_source=region_source, normal_classes=list(normal_class) or None, refit=refit,
     )
     progress = Progress(quiet=quiet, console=render.console(stderr=True))
     result = run_compare(config, progress, resume=resume, plugins=plugins)

@@ -122,7 +122,7 @@ def region_options(func):
                      help="How the region a method keeps (the defect) is found: mask = the masks given with the "
                           "data; anomaly = where a model of defect-free images fails to rebuild the image; "
                           "saliency = where hiding the image hurts its class in the ensemble; none = keep "
-                          "nothing; auto = the mask, else the anomaly map for images without one."),
+                          "nothing; auto = the mask, else (with an --unlabeled pool) the anomaly map."),
         click.option("--normal-class", multiple=True, metavar="NAME",
                      help="A defect-free class (repeatable; 'none' for no class): its images have no region "
                           "and may not have masks [the data's own, else classes named ok/good/normal]."),

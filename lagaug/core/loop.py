@@ -410,7 +410,8 @@ class Loop(RunJob):
 
     def anomaly_model(self, train: ImageSet, chosen: torch.Tensor):
         """The anomaly model, when a region must be found without a mask: ``--region-source
-        anomaly``, or ``auto`` with a chosen image of a defect class that has no mask. Fitted once
+        anomaly``, or ``auto`` with an unlabelled pool and a chosen image of a defect class that has
+        no mask. Fitted once
         per run (on the normal-class training images and the pool), saved in ``RUN/regions/``."""
         from lagaug.core.regions.anomaly import fit_anomaly_model
 
@@ -418,6 +419,8 @@ class Loop(RunJob):
             return self.anomaly
         source = self.cfg.region_source
         if source == "auto":
+            if self.splits.unlabeled is None:  # auto finds regions only in the pool regime
+                return None
             defect = ~torch.isin(train.labels[chosen], torch.tensor(self.normal, dtype=torch.long))
             bare = ~train.mask_rows(chosen).flatten(1).any(1)
             if not bool((defect & bare).any()):

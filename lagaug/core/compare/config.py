@@ -42,6 +42,12 @@ class CompareConfig:
         adds about as many images as a METHOD arm.
     :ivar pseudo_rounds: 2: retrain on the real images plus round 1's pseudo-labels, label the pool
         again, and train the arm on round 2's.
+    :ivar region_source: how the region a method keeps (an image's defect) is found
+        (:mod:`lagaug.core.regions`): ``auto``, ``mask``, ``anomaly``, ``saliency`` (the repeat's
+        reference classifier) or ``none``; ``normal_classes``: the defect-free classes (``None``: the
+        data's own, else classes named ok / good / normal).
+    :ivar refit: fit generators again instead of taking a cached fit of the same inputs
+        (:mod:`lagaug.core.cache`); repeats with the same training draw share one fit either way.
     :ivar gate_distance: the gate's near-duplicate threshold (mean absolute difference to the source).
     :ivar repeats: how many repeats (each: own training subset if ``train_size``, own seeds).
     :ivar train_size: training images drawn per repeat from the source's training images
@@ -106,6 +112,9 @@ class CompareConfig:
     pseudo_threshold: float = 0.9
     pseudo_cap: int | None = None
     pseudo_rounds: int = 1
+    region_source: str = "auto"
+    normal_classes: list[str] | None = None
+    refit: bool = False
     executor: str = "local"
     ray_address: str | None = None
     ray_gpus: float | None = None
@@ -160,3 +169,6 @@ class CompareConfig:
         self.classic_config()
         self.ensemble_config()
         check_executor_options(self.executor, self.ray_address, self.ray_gpus)
+        from lagaug.core.regions.stage import check_region_source
+
+        check_region_source(self.region_source)

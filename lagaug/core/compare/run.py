@@ -91,6 +91,8 @@ class Compare(RunJob, SynthesisStage, PseudoLabelStage):
         self.duplicated = primary_source(self.plan, config.method)  # the source whose sources duplicate copies
         self.executor: Executor | None = None
         self._fitted: dict = {}  # (repeat, fit group) -> the fitted generator, while the repeat runs
+        self._fits_by_key: dict = {}  # a fit's cache key -> the folder it was saved in (repeats of one draw)
+        self._anomaly: dict = {}  # repeat -> its anomaly model (regions found without masks)
         self._reference: dict = {}  # repeat -> its reference classifier
 
     # -- set-up --------------------------------------------------------------------------------
@@ -118,6 +120,12 @@ class Compare(RunJob, SynthesisStage, PseudoLabelStage):
         if cfg.train_size is not None and cfg.train_size < pool.num_classes:
             raise ConfigError(f"--train-size {cfg.train_size} is smaller than the {pool.num_classes} classes")
         self.pool = pool
+        from lagaug.core.regions.masks import check_masks, resolve_normal_classes
+
+        self.normal = resolve_normal_classes(cfg.normal_classes, pool.class_names,
+                                             self.splits.extra.get("normal_classes"))
+        check_masks({"train": self.splits.train, "val": self.splits.val, "test": self.splits.test}, self.normal,
+                    cfg.data or "the embedded data")
         self.test = self._test_set()
         loaded = cfg.method if cfg.generator and any(s.method == cfg.method for s in self.sources.values()) else None
         self.source_plan = SourcePlan(self.sources, self.pm, pool.class_names,
@@ -134,6 +142,7 @@ class Compare(RunJob, SynthesisStage, PseudoLabelStage):
             self.loaded = load_generator(cfg.generator, expect_method=cfg.method, plugins=self.pm)
         identity = {"data": splits_fingerprint(self.splits), "unlabeled": pool_fingerprint(self.splits.unlabeled),
                     "generator": generator_fingerprint(cfg.generator)}
+        self.identity = identity
         self.executor = make_executor(cfg.executor, cfg.ray_address,  # an unreachable cluster: before any write
                                       job_resources(cfg.threads, self.device.type, cfg.ray_gpus))
         self.run.start(dataclasses.asdict(cfg), self.resume, identity)

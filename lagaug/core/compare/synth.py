@@ -141,12 +141,39 @@ class SynthesisStage:
             if (folder / GENERATOR_JSON).exists():
                 cache[r, group] = load_generator(folder, expect_method=method, plugins=self.pm)
             else:
-                splits = DataSplits(train, val if self.cfg.generator_val else train.subset([]), train.subset([]),
-                                    self.splits.unlabeled)
-                cache[r, group] = fit_generator(method, splits, overrides=plan.fit_options[group],
-                                                seed=derive_seed(self.cfg.seed, "repeat", r), device=self.device,
-                                                progress=self.progress, out=folder, plugins=self.pm)
+                cache[r, group] = self.fit_once(r, group, method, train, val, folder)
         return copy.deepcopy(cache[r, group])
+
+    def fit_once(self, r: int, group: str, method: str, train: ImageSet, val: ImageSet, folder: Path):
+        """Fit group ``group``'s generator for repeat ``r``: the same fit for every repeat with the same
+        training draw (its seed follows the draw, not the repeat), taken from the cache when an earlier
+        run or repeat made it (:mod:`lagaug.core.cache`), else fitted and kept there."""
+        from lagaug.core.cache import _link_or_copy, cache_key, reuse_or_make
+        from lagaug.core.data.identity import sets_fingerprint
+
+        draw = r if self.cfg.train_size is not None else 0
+        fit_val = val if self.cfg.generator_val else train.subset([])
+        options = self.source_plan.fit_options[group]
+        cls = self.pm.get_method(method)
+        key = cache_key({"kind": "generator", "method": method, "version": cls.version,
+                         "config": config_to_dict(resolve_options(cls.default_config(), options)[0]),
+                         "data": sets_fingerprint(train, fit_val), "unlabeled": self.identity["unlabeled"],
+                         "seed": derive_seed(self.cfg.seed, "repeat", draw), "device": self.device.type})
+        same = self._fits_by_key.get(key)
+        if same is not None and (same / GENERATOR_JSON).exists():  # an earlier repeat's (with the cache off too)
+            for path in same.iterdir():
+                if path.is_file():
+                    _link_or_copy(path, folder / path.name)
+            return load_generator(folder, expect_method=method, plugins=self.pm)
+        splits = DataSplits(train, fit_val, train.subset([]), self.splits.unlabeled)
+        made, _ = reuse_or_make(
+            "generator", key, folder,
+            make=lambda: fit_generator(method, splits, overrides=options, seed=derive_seed(self.cfg.seed, "repeat", draw),
+                                       device=self.device, progress=self.progress, out=folder, plugins=self.pm),
+            load=lambda: load_generator(folder, expect_method=method, plugins=self.pm),
+            refit=self.cfg.refit, meta={"run": str(self.run.root)}, log=self.progress.log)
+        self._fits_by_key[key] = folder
+        return made
 
     def synthetic(self, r: int, train: ImageSet, val: ImageSet, label: str) -> tuple[ImageSet, ImageSet | None]:
         """Source ``label``'s images in repeat ``r`` (made once, then read back from the run
@@ -161,10 +188,14 @@ class SynthesisStage:
             parts = ("synthesize", r) if primary else ("synthesize", r, label)
             ctx = StageContext(generator=stage_generator(self.cfg.seed, *parts), device=self.device,
                                variants=1, options=dict(self.source_plan.options[label]), progress=self.progress,
-                               pool=train, batch_index=sources)
+                               pool=train, batch_index=sources, region_source=self.cfg.region_source,
+                               normal_classes=list(self.normal), unlabeled=self.splits.unlabeled)
             if gated:
                 ctx.classify, ctx.gate = self.reference_classifier(r, train, val), GateConfig(
                     min_distance=self.cfg.gate_distance)
+            elif self.cfg.region_source == "saliency":
+                ctx.classify = self.reference_classifier(r, train, val)
+            ctx.anomaly = self.anomaly_for(r, train, val, sources)
             start = time.perf_counter()
             what = method.name if label == src.method else f"{label} ({method.name})"
             with self.progress.task(f"repeat {r}: synthesize {len(sources)} images with {what}", 1) as task:
@@ -172,12 +203,13 @@ class SynthesisStage:
                                    keep_dropped=True)
                 task.advance(1, status=f"{len(synth)} images")
             seconds = time.perf_counter() - start
-            self.write_preview(root / "grid.png", train, synth)
+            everything = ctx.source_set()  # the training images, then any background drawn from the pool
+            self.write_preview(root / "grid.png", everything, synth)
             atomic_write_json(root / "synthesis.json",
                               {"planned": len(sources), "made": len(synth), "seconds": round(seconds, 3),
                                **({"quality": summarize(synth, train.class_names)} if gated else {})})
             extra = {"repeat": r} if primary else {"repeat": r, "arm_source": label}
-            lines = write_synthetic(root, "synthetic", synth, train, method=src.method,
+            lines = write_synthetic(root, "synthetic", synth, everything, method=src.method,
                                     seed=derive_seed(self.cfg.seed, *parts),
                                     id_prefix=f"synthetic/r{r:03d}" if primary else f"synthetic/{label}/r{r:03d}",
                                     extra=extra)
@@ -189,6 +221,29 @@ class SynthesisStage:
             raise DataError(f"repeat {r}: the quality gate dropped every synthetic image; the "
                             f"{label}+{GATE} arm has nothing to add")
         return made, kept
+
+    def anomaly_for(self, r: int, train: ImageSet, val: ImageSet, sources: torch.Tensor):
+        """Repeat ``r``'s anomaly model, when a region must be found without a mask (``--region-source
+        anomaly``, or ``auto`` with an unlabelled pool and a source image of a defect class that has
+        none): fitted on the
+        repeat's normal-class training images and the pool, saved in ``rNNN/regions/``."""
+        from lagaug.core.regions.anomaly import fit_anomaly_model
+
+        source = self.cfg.region_source
+        if source == "auto":
+            if self.splits.unlabeled is None:  # auto finds regions only in the pool regime
+                return None
+            defect = ~torch.isin(train.labels[sources], torch.tensor(self.normal, dtype=torch.long))
+            if not bool((defect & ~train.mask_rows(sources).flatten(1).any(1)).any()):
+                return None
+        elif source != "anomaly":
+            return None
+        if r not in self._anomaly:
+            splits = DataSplits(train, val, train.subset([]), self.splits.unlabeled)
+            self._anomaly[r] = fit_anomaly_model(splits, self.normal, generator=stage_generator(self.cfg.seed, "anomaly", r),
+                                                 device=self.device, progress=self.progress,
+                                                 out=self.repeat_dir(r) / "regions")
+        return self._anomaly[r]
 
     def forget_fits(self, r: int) -> None:
         """Drop repeat ``r``'s fitted generators from memory (they are saved in the run directory)."""

@@ -25,6 +25,15 @@ def splits_fingerprint(splits: DataSplits) -> str:
     return h.hexdigest()[:24]
 
 
+def sets_fingerprint(*parts: ImageSet) -> str:
+    """A hash of every image, label and id of the given sets (in order)."""
+    h = hashlib.sha256()
+    for part in parts:
+        _update_set(h, part)
+        h.update(b"|")
+    return h.hexdigest()[:24]
+
+
 def pool_fingerprint(pool) -> str | None:
     """A cheap fingerprint of an unlabelled pool (what it is, not where): file names relative to
     the pool's folder and sizes, an array's bytes, or a synthetic pool's parameters."""
