@@ -31,9 +31,9 @@ from lagaug.core.data.dataset import DataSplits, ImageSet
 from lagaug.core.ensemble import EnsembleConfig, chance_warning, check_classifier_name, resolve_ensemble_config, train_ensemble
 from lagaug.core.errors import CheckpointError, ConfigError, PluginWarning
 from lagaug.core.executor import Executor, check_executor_options, job_resources, make_executor
-from lagaug.core.generators import fit_generator, load_generator, method_config, synthesize
+from lagaug.core.generators import checked_options, fit_generator, load_generator, method_config, synthesize
 from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext, Synthesis, read_generator_meta
-from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
+from lagaug.core.plugins import LagaugPluginManager, plugins_or_default, record_plugins, warn_competing
 from lagaug.core.progress import Progress
 from lagaug.core.quality import GateConfig, ensemble_classifier
 from lagaug.core.rundir import RunDir
@@ -189,6 +189,7 @@ class Loop(RunJob):
         method_cls = self.pm.get_method(cfg.method)  # unknown method: fails before any work
         check_classifier_name(self.ens_cfg.classifier)
         method_cfg, self.options = method_config(method_cls, cfg.set)
+        self.plugin_options = self.pm.plugin_options(cfg.set)
         self.splits: DataSplits = load_data(
             cfg.data, image_size=cfg.image_size, seed=cfg.split_seed, unlabeled=cfg.unlabeled,
             bad_images=cfg.bad_images, progress=self.progress)
@@ -200,8 +201,12 @@ class Loop(RunJob):
         if cfg.generator:
             check_generator_dir(cfg.generator, cfg.method, train)
             self.loaded = load_generator(cfg.generator, expect_method=cfg.method, plugins=self.pm)
-        else:
+        method_cfg, self.options = checked_options(method_cls, cfg.set, (train.channels, *train.image_size),
+                                                   train.class_names, saved=self.loaded)
+        if self.loaded is None:
             method_cls.check_train(method_cfg, train)
+        warn_competing(self.pm)
+        self.pm.answered.clear()  # RUN/plugins.json: what answered in this run
         identity = {"data": splits_fingerprint(self.splits), "unlabeled": pool_fingerprint(self.splits.unlabeled),
                     "generator": generator_fingerprint(cfg.generator)}
         self.executor = make_executor(cfg.executor, cfg.ray_address,  # an unreachable cluster: before any write
@@ -266,11 +271,14 @@ class Loop(RunJob):
         scores = probs = None
         if it < self.cfg.iterations:
             probs = ensemble.predict_proba(train.float_images()).mean(0)
+            ctx = self.stage_context(it)
+            ctx.pool, ctx.probs, ctx.ensemble = train, probs, ensemble
             scores = self.pm.call_stage("lagaug_score", method=method, ensemble=ensemble, dataset=train,
-                                        context=self.stage_context(it))
+                                        context=ctx)
             scores = torch.as_tensor(scores, dtype=torch.float32).reshape(-1)
             self.hardness[it] = (scores, probs)
         self.run.write_iteration(it, metrics, None if scores is None else (train, scores, probs))
+        record_plugins(self.pm, self.run.root, self.progress)
         self.notify(it, metrics, added)
         return metrics
 
@@ -292,14 +300,15 @@ class Loop(RunJob):
             self.hardness[it] = self.run.read_scores(it, train)
         scores, probs = self.hardness[it]
         ctx = self.stage_context(it)
+        ensemble = self.ensemble(it, train)
+        ctx.pool, ctx.probs, ctx.ensemble = train, probs, ensemble
+        ctx.classify, ctx.gate = ensemble_classifier(ensemble), self.cfg.gate()
         chosen = self.pm.call_stage(
             "lagaug_select", method=method, scores=scores, dataset=train, k=self.cfg.hard_k,
             classes=self.classes, include_synthetic=self.cfg.include_synthetic, context=ctx,
         )
         chosen = torch.as_tensor(chosen, dtype=torch.long)
-        ctx.pool, ctx.batch_index, ctx.probs = train, chosen, probs
-        ensemble = self.ensemble(it, train)
-        ctx.classify, ctx.gate = ensemble_classifier(ensemble), self.cfg.gate()
+        ctx.batch_index = chosen
         with self.progress.task(f"iteration {it}: synthesize with {method.name}", 1) as task:
             synth = synthesize(self.pm, method, train.float_images(chosen), train.targets()[chosen], ctx,
                                keep_dropped=True)
@@ -315,6 +324,7 @@ class Loop(RunJob):
             per_image=lambda j: {"source_score": [float(scores[r]) for r in synth.source[j].tolist() if r >= 0]},
         )
         self.run.update_manifest(nxt)
+        record_plugins(self.pm, self.run.root, self.progress)
         self.write_grid(nxt, train, chosen, synth, scores)
         return read_synthetic(self.run.root, lines, train)
 
@@ -346,6 +356,7 @@ class Loop(RunJob):
         return StageContext(
             generator=stage_generator(self.cfg.seed, "stage", it), device=self.device,
             variants=self.cfg.variants, options=dict(self.options), iteration=it, progress=self.progress,
+            plugin_options=dict(self.plugin_options),
         )
 
     def notify(self, it: int, metrics: dict, added: int) -> None:

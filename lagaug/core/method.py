@@ -97,7 +97,8 @@ class Synthesis:
     per-image measurements (tensors of shape ``(N,)``) that the run records, e.g. how much
     structure was kept. ``dropped`` ``(N,)`` bool and ``reasons`` (``str`` or ``None`` per image)
     are set by :func:`lagaug.core.generators.synthesize` when it keeps the images the
-    ``lagaug_filter_synthesized`` hooks rejected (``keep_dropped=True``), so they can be recorded."""
+    ``lagaug_filter_synthesized`` hooks rejected (``keep_dropped=True``), so they can be recorded;
+    ``filters`` then names the plugins whose filter gave a verdict."""
 
     images: torch.Tensor
     soft: torch.Tensor
@@ -106,6 +107,7 @@ class Synthesis:
     weight: torch.Tensor | None = None
     dropped: torch.Tensor | None = None
     reasons: list | None = None
+    filters: list | None = None
 
     def __post_init__(self) -> None:
         self.source, self.weight = as_sources(self.source, self.weight)
@@ -127,6 +129,7 @@ class Synthesis:
             weight=self.weight[keep],
             dropped=None if self.dropped is None else self.dropped[keep],
             reasons=None if self.reasons is None else [r for r, k in zip(self.reasons, keep.tolist()) if k],
+            filters=self.filters,
         )
 
     @property
@@ -143,8 +146,9 @@ class StageContext:
     ``device`` is where models run. ``variants`` is how many new images to make per source image.
     ``options`` holds the method options the user set (``--set``), already typed by the method's
     ``Config``; read one with :meth:`GeneratorMethod.option`.
-    ``pool`` is the :class:`~lagaug.ImageSet` the batch was drawn from (the run's real training
-    images; for ``lagaug sample``, the given images) — methods that mix images draw partners from
+    ``pool`` is the :class:`~lagaug.ImageSet` the batch was drawn from: the run's current training
+    images, real and synthetic (check ``pool.synthetic``); for ``lagaug sample``, the given images
+    (not the unlabelled pool ``fit`` pre-trains on) — methods that mix images draw partners from
     it — and ``batch_index`` the pool rows of the encoded batch, in batch order. ``probs`` holds
     the current classifier ensemble's mean class probabilities for every pool row ``(P, K)``, or
     ``None`` outside the loop. ``Latents.source`` and ``Synthesis.source`` are pool rows.
@@ -153,6 +157,10 @@ class StageContext:
     members' mean), or is ``None``; the core's ``quality`` plugin scores every synthetic image's
     label fidelity with it. ``gate`` holds the quality gate's settings
     (:class:`lagaug.core.quality.GateConfig`) when the user switched it on, else ``None``.
+    ``ensemble`` is the iteration's trained classifier ensemble in the loop (``score``, ``select``
+    and the stages after them see it; ``predict_proba(images)`` gives ``(M, N, K)``), else ``None``.
+    ``plugin_options`` holds, per plugin that declares options (``lagaug_options``), its options
+    with the user's ``--set PLUGIN.key=value`` applied: ``{plugin name: options dataclass}``.
     """
 
     generator: torch.Generator
@@ -166,6 +174,8 @@ class StageContext:
     probs: torch.Tensor | None = None
     classify: Any = None  # Callable[[Tensor], Tensor] | None
     gate: Any = None  # lagaug.core.quality.GateConfig | None
+    ensemble: Any = None  # lagaug.core.ensemble.Ensemble | None
+    plugin_options: dict[str, Any] = field(default_factory=dict)
 
     def batch_rows(self, n: int) -> torch.Tensor:
         """The pool rows of a batch of ``n`` images (``0 .. n-1`` when no pool was given)."""
@@ -197,6 +207,10 @@ class GeneratorMethod:
     version: ClassVar[int] = 1
     Config: ClassVar[type] = object
     min_image_size: ClassVar[int] = 4
+    #: the ``Config`` keys a saved generator takes at sampling time (``ctx.options``); ``--set`` of
+    #: any other key on a saved generator is refused unless it repeats the fitted value. ``None``:
+    #: not declared (every key is handed to the stages)
+    stage_options: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, config: Any, image_shape: tuple[int, int, int], class_names: list[str]):
         self.config = config
@@ -224,6 +238,14 @@ class GeneratorMethod:
         """Raise a one-line :class:`DataError` / :class:`ConfigError` when ``train`` (an
         ImageSet) cannot be fitted with ``config`` (e.g. a class with too few images). Called
         before any work starts. Override; the default accepts anything."""
+
+    @classmethod
+    def check_options(cls, config: Any, image_shape: tuple[int, int, int], class_names: list[str]) -> None:
+        """Raise a one-line :class:`ConfigError` when ``config`` cannot work for images of
+        ``image_shape`` ``(C, H, W)`` and these classes (e.g. a region outside the latent map, a
+        class name that does not exist). Called by ``augment``, ``compare``, ``fit`` and ``sample``
+        before any work starts — with the saved generator's config and the ``--set`` values on
+        top for a saved one. Override; the default accepts anything."""
 
     def usable_pool(self, unlabeled: Any) -> Any:
         """``unlabeled`` (the pool ``fit`` was given) when it can pre-train this generator: ``None``
@@ -253,12 +275,32 @@ class GeneratorMethod:
         raise NotImplementedError
 
     def encode(self, images: torch.Tensor, soft: torch.Tensor, ctx: StageContext) -> Latents:
+        """Map ``images`` (float32 ``(N, C, H, W)`` in [0, 1]) with soft labels ``soft`` ``(N, K)``
+        into this method's latent space.
+
+        Return :class:`Latents` with ``N`` rows: ``codes`` (method-specific tensors, first
+        dimension ``N``), ``soft`` as given, and ``source=ctx.batch_rows(N)`` (the pool rows of
+        the batch), so provenance survives ``resample``. Draw any randomness from
+        ``ctx.generator``; run models on ``ctx.device``.
+        """
         raise NotImplementedError
 
     def resample(self, latents: Latents, ctx: StageContext) -> Latents:
+        """New latents from encoded ones: ``ctx.variants`` rows per row of ``latents``, each row's
+        variants consecutive (``latents.repeat(ctx.variants)`` gives that layout, sources and
+        weights included).
+
+        Read sampling options with :meth:`option` (``ctx.options`` over the config). All
+        randomness comes from ``ctx.generator``: the same generator state gives the same rows.
+        A mixing method may add sources (rows of ``ctx.pool``) with their weights.
+        """
         raise NotImplementedError
 
     def decode(self, latents: Latents, ctx: StageContext) -> Synthesis:
+        """Turn ``latents`` into images: a :class:`Synthesis` with float32 ``images``
+        ``(N, C, H, W)`` in [0, 1] (finite), ``soft`` labels, ``source`` and ``weight`` carried
+        from ``latents``, and optional per-image ``metrics`` (``(N,)`` tensors) for the manifest.
+        """
         raise NotImplementedError
 
     # -- foreign checkpoints -------------------------------------------------------------------

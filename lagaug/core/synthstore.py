@@ -6,6 +6,7 @@ sample`` (``--out``) all write through :func:`write_synthetic` and read through
 root the caller names), ``method``, ``seed``, its provenance — ``source`` (ids, primary first),
 ``source_label`` and ``source_weight`` (one entry per source) — ``label``, ``label_index``,
 ``soft``, the method's per-image metrics, and whatever the caller adds (iteration, repeat, scores).
+Lines are strict JSON: a metric that is not a finite number is written as ``null``.
 When a ``lagaug_filter_synthesized`` filter judged the batch (e.g. the quality gate), every line
 also says ``dropped`` (true / false) and a dropped one its ``reason``; dropped images are still
 written as PNGs, so the record and the report show them, but never join a training set.
@@ -21,7 +22,7 @@ import torch
 
 from lagaug.core.data.dataset import ImageSet
 from lagaug.core.method import Synthesis
-from lagaug.core.store import atomic_write_lines, save_png
+from lagaug.core.store import atomic_write_lines, save_png, strict_json
 
 
 def provenance(synth: Synthesis, j: int, ids: Sequence[str], labels: Sequence[str]) -> dict[str, list]:
@@ -67,7 +68,7 @@ def write_synthetic(root: Path, folder: str, synth: Synthesis, pool: ImageSet, *
         if per_image is not None:
             line.update(per_image(j))
         lines.append(line)
-    atomic_write_lines(root / folder / "manifest.jsonl", (json.dumps(line) for line in lines))
+    atomic_write_lines(root / folder / "manifest.jsonl", (strict_json(line) for line in lines))
     return lines
 
 
@@ -124,5 +125,5 @@ def write_sources(root: Path, folder: str, pool: ImageSet, synth: Synthesis, cho
         save_png(root / folder / name, pool.images[r])
         lines.append({"id": pool.ids[r], "file": name, "label": pool.class_names[int(pool.labels[r])],
                       "score": None if scores is None else float(scores[r]), "chosen": r in picked})
-    atomic_write_lines(root / folder / "sources.jsonl", (json.dumps(line) for line in lines))
+    atomic_write_lines(root / folder / "sources.jsonl", (strict_json(line) for line in lines))
     return lines

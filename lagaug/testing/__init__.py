@@ -8,6 +8,11 @@
   :data:`TEST_ENSEMBLE` / :func:`test_ensemble_config` — the ensemble setting that learns them.
 """
 
+try:
+    import pytest  # noqa: F401
+except ImportError:  # pragma: no cover - exercised in a process without pytest
+    raise ImportError('lagaug.testing needs pytest: install the test extra, pip install "lagaug[test]"') from None
+
 from lagaug.testing.contract import MethodContract
 from lagaug.testing.data import (
     CLASS_NAMES, TEST_ENSEMBLE, learnable_images, learnable_npz, learnable_set, learnable_splits, test_ensemble_config,

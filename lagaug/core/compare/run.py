@@ -45,7 +45,7 @@ from lagaug.core.data.dataset import DataSplits, ImageSet
 from lagaug.core.ensemble import EnsembleConfig, check_classifier_input, steps_per_epoch, train_ensemble
 from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.executor import Executor, job_resources, make_executor, node_label
-from lagaug.core.generators import fit_generator, load_generator, method_config, synthesize
+from lagaug.core.generators import checked_options, fit_generator, load_generator, method_config, synthesize
 from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext
 from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
 from lagaug.core.progress import Progress
@@ -119,6 +119,9 @@ class Compare(RunJob):
 
             check_generator_dir(cfg.generator, cfg.method, pool)
             self.loaded = load_generator(cfg.generator, expect_method=cfg.method, plugins=self.pm)
+        _, self.options = checked_options(method_cls, cfg.set, (pool.channels, *pool.image_size), pool.class_names,
+                                          saved=self.loaded)
+        self.plugin_options = self.pm.plugin_options(cfg.set)
         identity = {"data": splits_fingerprint(self.splits), "unlabeled": pool_fingerprint(self.splits.unlabeled),
                     "generator": generator_fingerprint(cfg.generator)}
         self.executor = make_executor(cfg.executor, cfg.ray_address,  # an unreachable cluster: before any write
@@ -195,7 +198,7 @@ class Compare(RunJob):
             sources = self.plan_sources(train, r)
             ctx = StageContext(generator=stage_generator(self.cfg.seed, "synthesize", r), device=self.device,
                                variants=1, options=dict(self.options), progress=self.progress,
-                               pool=train, batch_index=sources)
+                               pool=train, batch_index=sources, plugin_options=dict(self.plugin_options))
             if gated:
                 ctx.classify, ctx.gate = self.reference_classifier(r, train, val), GateConfig(
                     min_distance=self.cfg.gate_distance)

@@ -131,6 +131,7 @@ class VAEMethod(GeneratorMethod):
     version: ClassVar[int] = 1
     Config: ClassVar[type] = VAEConfig
     min_image_size: ClassVar[int] = 16
+    stage_options: ClassVar[tuple[str, ...]] = ("sampling", "posterior_scale")
 
     def __init__(self, config: VAEConfig, image_shape: tuple[int, int, int], class_names: list[str]):
         super().__init__(config, image_shape, class_names)

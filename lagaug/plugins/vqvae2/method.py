@@ -40,7 +40,7 @@ from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.method import FitContext, GeneratorMethod, Latents, StageContext, Synthesis
 from lagaug.plugins.vqvae2 import diagnostics as diag
 from lagaug.plugins.vqvae2.config import (  # noqa: F401  (VQVAE2Config, parse_box: public here too)
-    PRESETS, VQVAE2Config, auto_bottom_stride, check_temperature, parse_box, region_mask,
+    PRESETS, VQVAE2Config, auto_bottom_stride, check_region, check_temperature, is_whole_map, parse_box, region_mask,
 )
 from lagaug.plugins.vqvae2.layers import init_weights_
 from lagaug.plugins.vqvae2.metrics import structure_and_detail
@@ -62,6 +62,15 @@ class VQVAE2Method(GeneratorMethod):
     version: ClassVar[int] = 2  # 2: border and bottom_stride options (version 1 = zero border, 1/4 map)
     Config: ClassVar[type] = VQVAE2Config
     min_image_size: ClassVar[int] = 8
+    stage_options: ClassVar[tuple[str, ...]] = ("temperature", "region", "resample_fraction")
+
+    @classmethod
+    def check_options(cls, config: VQVAE2Config, image_shape, class_names) -> None:
+        """A ``region`` box must lie inside the bottom map of these images."""
+        _, h, w = image_shape
+        if isinstance(config.region, str) and not is_whole_map(config.region):
+            s = auto_bottom_stride(h, w) if config.bottom_stride == "auto" else int(config.bottom_stride)
+            check_region(config.region, (h // s, w // s))
 
     @classmethod
     def import_checkpoint(cls, files, *, out, class_names, image_size=None, **options) -> "VQVAE2Method":
