@@ -114,6 +114,7 @@ def fit(plugins, method, data, unlabeled, image_size, seed, split_seed, device, 
     check_generator_out(out)
     progress = Progress(quiet=quiet, console=render.console(stderr=True))
     plugins.get_method(method)  # an unknown method fails before the data is read
+    plugins.plugin_options(parse_overrides(overrides))  # so does a misspelt --set PLUGIN.key
     use_threads(threads)
     splits = load_data(data, image_size=image_size, seed=split_seed, unlabeled=unlabeled,
                        bad_images=bad_images, progress=progress)

@@ -36,7 +36,9 @@ def friendly_errors(func):
         try:
             return func(*args, **kwargs)
         except WriteError as exc:
-            raise click.ClickException(f"{exc}; finished work is saved — fix that and {_again()}") from None
+            hint = ("; finished work is saved — fix that and run again with --resume to continue"
+                    if _resumable() else "")
+            raise click.ClickException(f"{exc}{hint}") from None
         except LagaugError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:
@@ -50,12 +52,15 @@ def friendly_errors(func):
     return wrapper
 
 
+def _resumable() -> bool:
+    """Whether the running command has ``--resume``."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and any(p.name == "resume" for p in ctx.command.params)
+
+
 def _again() -> str:
     """How to continue the command that stopped: with ``--resume`` where it has that option."""
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None and any(p.name == "resume" for p in ctx.command.params):
-        return "run again with --resume to continue"
-    return "run the same command again to continue"
+    return "run again with --resume to continue" if _resumable() else "run the same command again to continue"
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -161,14 +161,16 @@ def _blame_given(exc: ConfigError, config: Any, overrides: Mapping[str, Any], so
     with (a dependent key keeps its value; the user should hear which of theirs broke it)."""
     text = str(exc)
     fields = [f.name for f in dataclasses.fields(config)] if dataclasses.is_dataclass(config) else []
-    named = [k for k in fields if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", text)]
-    if not overrides or not named or any(k in overrides for k in named):
+    found = [(m.start(), k) for k in fields if (m := re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", text))]
+    if not overrides or not found:
+        return exc
+    blamed = min(found)[1]  # the key the message is about: the first one it names
+    if blamed in overrides:
         return exc
     option = source.split()[0]
     given = " ".join(f"{option} {k}={v}" for k, v in overrides.items())
-    kept = ", ".join(f"{k}={getattr(config, k)}" for k in named)
-    return ConfigError(f"{given}: conflicts with {kept}, which was not set ({text.removeprefix(option + ' ')}); "
-                       f"set {named[0]} too, or choose another value")
+    return ConfigError(f"{given}: conflicts with {blamed}={getattr(config, blamed)}, which was not set "
+                       f"({text.removeprefix(option + ' ')}); set {blamed} too, or choose another value")
 
 
 def coerce_option(config: Any, key: str, value: Any, label: str = "--set {key}") -> Any:

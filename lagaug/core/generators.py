@@ -44,7 +44,8 @@ def saved_options(generator: GeneratorMethod, overrides: dict[str, Any] | None,
     own, _ = split_options(overrides or {})
     stage = type(generator).stage_options
     if stage is not None:
-        names = {f.name for f in dataclasses.fields(generator.config)} if dataclasses.is_dataclass(generator.config) else set()
+        config = generator.config
+        names = {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else set()
         for key, value in own.items():
             if key in stage or key not in names:
                 continue  # an unknown key gets its error (with the valid keys) below

@@ -300,6 +300,7 @@ class GeneratorMethod:
         """Turn ``latents`` into images: a :class:`Synthesis` with float32 ``images``
         ``(N, C, H, W)`` in [0, 1] (finite), ``soft`` labels, ``source`` and ``weight`` carried
         from ``latents``, and optional per-image ``metrics`` (``(N,)`` tensors) for the manifest.
+        Run models on ``ctx.device``; a decoder that draws noise draws it from ``ctx.generator``.
         """
         raise NotImplementedError
 

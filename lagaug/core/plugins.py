@@ -323,11 +323,16 @@ class LagaugPluginManager(pluggy.PluginManager):
         declared = {name: plugin.lagaug_options for name, plugin in self.list_name_plugin()
                     if getattr(plugin, "lagaug_options", None) is not None}
         for name, values in given.items():
+            key = next(iter(values))
             if name not in declared:
-                key = next(iter(values))
                 takes = ", ".join(sorted(declared)) or "none"
                 raise ConfigError(f"--set {name}.{key}: no plugin named {name!r} takes options (plugins that do: "
                                   f"{takes}); `lagaug list-plugins` shows each plugin's options")
+            keys = self.infos[name].options if name in self.infos else []
+            unknown = [k for k in values if k not in keys]
+            if unknown:
+                raise ConfigError(f"--set {name}.{unknown[0]}: plugin {name!r} has no option {unknown[0]!r}; its "
+                                  f"options: {', '.join(keys)}")
         return {name: config_from_dict(cls, given.get(name, {}), source=f"--set {name}.*",
                                        label=f"--set {name}.{{key}}")
                 for name, cls in declared.items()}

@@ -291,7 +291,8 @@ def _started(pid: int) -> str | None:
 
 def _holds(pid: int, start: str | None) -> bool:
     """Whether the process named by a lock still runs: PID ``pid`` exists and is the process that
-    wrote the lock (the same start time; for a lock without one, a process running lagaug)."""
+    wrote the lock (the same start time; for a lock without one, a process running the lagaug
+    command)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -301,9 +302,11 @@ def _holds(pid: int, start: str | None) -> bool:
     now = _started(pid)
     if start is not None and now is not None:
         return now == start
-    if start is None:
+    if start is None:  # a lock an older lagaug wrote: honoured while its PID runs the lagaug command
         try:
-            return b"lagaug" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             return True
+        return any(os.path.basename(a) == b"lagaug" for a in argv) or any(
+            a == b"-m" and b.split(b".")[0] == b"lagaug" for a, b in zip(argv, argv[1:]))
     return True

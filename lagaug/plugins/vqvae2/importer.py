@@ -154,7 +154,7 @@ def mask_causal_weights(module: torch.nn.Module, state: dict[str, torch.Tensor])
     for name, sub in module.named_modules():
         mask = sub.conv.conv.mask if isinstance(sub, CausalConv2d) else None
         key = f"{name}.conv.conv.weight_v"
-        if mask is not None and key in state and state[key].shape == mask.shape:
+        if mask is not None and key in state and state[key].shape == mask.shape and state[key].is_floating_point():
             removed += int(((state[key] != 0) & (mask == 0)).sum())
             state[key] = state[key] * mask
     return removed
