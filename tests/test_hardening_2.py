@@ -199,14 +199,14 @@ def sleeper():
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process start times come from /proc")
 def test_a_lock_naming_a_reused_pid_is_taken_over(example_plugin, plugins, learn_npz, sleeper, tmp_path):
-    from lagaug.core.rundir import lock_line
-
     out = tmp_path / "run"
     out.mkdir()
     (out / ".lagaug.lock").write_text(f"{sleeper.pid} 1\n")  # its PID, but another process's start time
     assert invoke(*run_args(learn_npz, out, "--iterations", "0"), plugins=plugins).returncode == 0
     (out / ".lagaug.lock").write_text(f"{sleeper.pid}\n")  # an older lagaug's lock: the PID runs python, not lagaug
     assert invoke(*run_args(learn_npz, out, "--iterations", "0"), "--resume", plugins=plugins).returncode == 0
+    from lagaug.core.rundir import lock_line
+
     (out / ".lagaug.lock").write_text(lock_line(sleeper.pid))  # the holder itself: refused
     one_line_error(invoke(*run_args(learn_npz, out, "--iterations", "0"), "--resume", plugins=plugins),
                    f"another lagaug process (PID {sleeper.pid}) is using this run")
