@@ -25,7 +25,7 @@ import torch
 
 from lagaug.core.config import parse_overrides
 from lagaug.core.data.sources import load_data
-from lagaug.core.generators import fit_generator, synthesize
+from lagaug.core.generators import fit_generator
 from lagaug.core.method import StageContext
 from lagaug.core.plugins import make_plugin_manager
 from lagaug.core.store import save_png

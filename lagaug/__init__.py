@@ -30,6 +30,7 @@ _LAZY = {
     "DataError": "lagaug.core.errors",
     "CheckpointError": "lagaug.core.errors",
     "PluginError": "lagaug.core.errors",
+    "WriteError": "lagaug.core.errors",
     "make_plugin_manager": "lagaug.core.plugins",
     "AugmentConfig": "lagaug.core.loop",
     "run_augment": "lagaug.core.loop",

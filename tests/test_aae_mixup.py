@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lagaug import hookimpl
-from lagaug.core.data.dataset import DataSplits, ImageSet, InMemoryPool
+from lagaug.core.data.dataset import ImageSet, InMemoryPool
 from lagaug.core.errors import CheckpointError, ConfigError, DataError
 from lagaug.core.generators import fit_generator, load_generator, sample_images
 from lagaug.core.loop import AugmentConfig, run_augment
@@ -315,8 +315,8 @@ def test_bad_options_are_refused_with_the_valid_range(uniform, train, overrides,
 
 
 def test_fit_time_options_cannot_change_at_sampling_time(uniform, train):
-    with pytest.raises(ConfigError, match=r"aae-mixup: prior is fixed when the generator is fitted \(this one has "
-                                          r"prior=uniform\); fit a new generator to change it"):
+    with pytest.raises(ConfigError, match=r"--set prior=gaussian: prior is fixed when the generator is fitted \(this "
+                                          r"aae-mixup generator has prior=uniform\); fit a new generator to change it"):
         sample_images(uniform, train.float_images([0, 41]), train.labels[[0, 41]], options={"prior": "gaussian"})
 
 

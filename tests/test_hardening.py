@@ -21,6 +21,7 @@ from helpers import invoke, make_distribution
 from lagaug.core.errors import CheckpointError, ConfigError
 from lagaug.core.loop import AugmentConfig, run_augment
 from lagaug.core.plugins import make_plugin_manager
+from lagaug.core.rundir import lock_line
 
 
 def lagaug(*args, cwd=None, env=None, **kw):
@@ -172,7 +173,7 @@ def test_a_second_process_is_refused_and_a_stale_lock_is_taken_over(example_plug
     assert not (out / ".lagaug.lock").exists()  # released at the end
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (out / ".lagaug.lock").write_text(f"{sleeper.pid}\n")
+        (out / ".lagaug.lock").write_text(lock_line(sleeper.pid))  # as lagaug writes it: PID and start time
         r = invoke(*run_args(learn_npz, out, "--iterations", "0"), "--resume")
         one_line_error(r, f"another lagaug process (PID {sleeper.pid}) is using this run")
     finally:

@@ -116,7 +116,8 @@ def test_list_plugins_json(example_plugin):
     rows = {r["name"]: r for r in json.loads(result.output)}
     assert rows["example"] == {
         "name": "example", "distribution": "lagaug-example-plugin", "version": "0.2.0", "builtin": False,
-        "hooks": ["lagaug_iteration_end", "lagaug_register_methods"], "methods": ["jitter"], "error": None,
+        "hooks": ["lagaug_iteration_end", "lagaug_register_methods"], "methods": ["jitter"], "options": [],
+        "error": None,
     }
 
 

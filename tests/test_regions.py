@@ -3,7 +3,6 @@ methods that keep the region (the core's blend; cut-paste)."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import torch
 from PIL import Image
 
 from helpers import invoke
-from lagaug.core.data.dataset import DataSplits, ImageSet, InMemoryPool
+from lagaug.core.data.dataset import InMemoryPool
 from lagaug.core.data.sources import load_data
 from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.generators import synthesize

@@ -15,16 +15,22 @@ from lagaug.cli.report import report_option, write_after_run
 
 @click.command("list-plugins")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--check", is_flag=True, help="Also import every method class (slower: imports torch).")
+@click.option("--check", is_flag=True,
+              help="Also import every method class (slower: imports torch); exit 1 when any plugin is broken.")
 @pass_plugins
 @friendly_errors
 def list_plugins(plugins, as_json: bool, check: bool) -> None:
     """Show every plugin: distribution, version, hooks, methods, and load errors."""
     from lagaug.cli import render
 
+    from lagaug.core.errors import PluginError
+
     plugins.check_targets(import_classes=check)
     infos = plugins.plugin_infos()
     render.plugins_json(infos) if as_json else render.plugins_table(infos)
+    broken = [i.name for i in infos if i.error]
+    if check and broken:  # a gate for CI: the listing above says what failed
+        raise PluginError(f"{len(broken)} plugin(s) failed the check: {', '.join(broken)}")
 
 
 @click.command()
@@ -38,8 +44,9 @@ def list_plugins(plugins, as_json: bool, check: bool) -> None:
 @click.option("--quality-gate", is_flag=True,
               help="Drop synthetic images whose intended class does not win under the iteration's ensemble, "
                    "and near-duplicates of their source (they are still written, marked dropped).")
-@click.option("--gate-distance", default=0.01, show_default=True, type=float,
-              help="Near-duplicate threshold of the gate: mean absolute pixel difference to the source (0..1).")
+@click.option("--gate-distance", default=None, type=float,
+              help="With --quality-gate: its near-duplicate threshold, the mean absolute pixel difference to the "
+                   "source (0..1) [0.01].")
 @region_options
 @click.option("--ensemble", default=None, type=int, help=f"Classifiers per ensemble [{preset_help('members')}].")
 @classifier_options
@@ -66,6 +73,11 @@ def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, imag
     from lagaug.core.loop import AugmentConfig, run_augment
     from lagaug.core.progress import Progress
 
+    from lagaug.core.quality import MIN_DISTANCE
+
+    if gate_distance is not None and not quality_gate:
+        raise ConfigError(f"--gate-distance {gate_distance:g}: sets the quality gate's threshold, but the gate is "
+                          "off; add --quality-gate or drop --gate-distance")
     if out is None:
         if resume:
             raise ConfigError("--resume needs --out DIR: the run directory to continue")
@@ -76,7 +88,8 @@ def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, imag
         image_size=image_size, seed=seed, split_seed=split_seed, preset=preset, ensemble=ensemble, epochs=epochs,
         classifier=classifier, classifier_aug=classifier_aug, classifier_set=parse_overrides(classifier_overrides),
         threads=use_threads(threads), generator=generator, set=parse_overrides(overrides), device=device,
-        out=out, bad_images=bad_images, quality_gate=quality_gate, gate_distance=gate_distance,
+        out=out, bad_images=bad_images, quality_gate=quality_gate,
+        gate_distance=MIN_DISTANCE if gate_distance is None else gate_distance,
         executor=executor, ray_address=ray_address, ray_gpus=ray_gpus, region_source=region_source,
         normal_classes=list(normal_class) or None, refit=refit,
     )
@@ -99,18 +112,13 @@ def fit(plugins, method, data, unlabeled, image_size, seed, split_seed, device, 
     from lagaug.cli import render
     from lagaug.core.config import parse_overrides
     from lagaug.core.data.sources import load_data
-    from lagaug.core.errors import ConfigError
-    from lagaug.core.generators import fit_generator
-    from lagaug.core.method import GENERATOR_JSON
+    from lagaug.core.generators import check_generator_out, fit_generator
     from lagaug.core.progress import Progress
 
-    from lagaug.core.store import check_output_dir
-
-    check_output_dir(out)
-    if (Path(out) / GENERATOR_JSON).exists():
-        raise ConfigError(f"--out {out}: a generator is already saved there; choose another --out")
+    check_generator_out(out)
     progress = Progress(quiet=quiet, console=render.console(stderr=True))
     plugins.get_method(method)  # an unknown method fails before the data is read
+    plugins.plugin_options(parse_overrides(overrides))  # so does a misspelt --set PLUGIN.key
     use_threads(threads)
     splits = load_data(data, image_size=image_size, seed=split_seed, unlabeled=unlabeled,
                        bad_images=bad_images, progress=progress)

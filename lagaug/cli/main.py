@@ -13,7 +13,7 @@ import sys
 import click
 
 from lagaug import __version__
-from lagaug.core.errors import LagaugError
+from lagaug.core.errors import LagaugError, WriteError
 
 
 class Terminated(KeyboardInterrupt):
@@ -35,6 +35,10 @@ def friendly_errors(func):
         warnings.showwarning = _one_line_warning
         try:
             return func(*args, **kwargs)
+        except WriteError as exc:
+            hint = ("; finished work is saved — fix that and run again with --resume to continue"
+                    if _resumable() else "")
+            raise click.ClickException(f"{exc}{hint}") from None
         except LagaugError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:
@@ -42,10 +46,21 @@ def friendly_errors(func):
             raise click.ClickException(f"{where}{exc.strerror or exc}") from None
         except KeyboardInterrupt as exc:
             what = "terminated" if isinstance(exc, Terminated) else "interrupted"
-            click.echo(f"{what}; finished work is saved — run again with --resume to continue", err=True)
+            click.echo(f"{what}; finished work is saved — {_again()}", err=True)
             sys.exit(143 if isinstance(exc, Terminated) else 130)
 
     return wrapper
+
+
+def _resumable() -> bool:
+    """Whether the running command has ``--resume``."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and any(p.name == "resume" for p in ctx.command.params)
+
+
+def _again() -> str:
+    """How to continue the command that stopped: with ``--resume`` where it has that option."""
+    return "run again with --resume to continue" if _resumable() else "run the same command again to continue"
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -182,9 +197,12 @@ def make_cli(plugins) -> click.Group:
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(__version__, prog_name="lagaug")
-    def cli() -> None:
+    @click.pass_context
+    def cli(ctx: click.Context) -> None:
         """lagaug: synthesize hard training images through a generator's latent space, and measure
         whether they help your classifier."""
+        if ctx.invoked_subcommand != "list-plugins":  # which lists them itself
+            warn_broken_plugins(plugins)
 
     for command in (*commands.COMMANDS, compare.compare, report.report, importing.import_checkpoint):
         cli.add_command(command)
@@ -192,6 +210,15 @@ def make_cli(plugins) -> click.Group:
         click.echo(f"warning: {note}", err=True)
     plugins.add_commands(cli, warn=lambda message: click.echo(f"warning: {message}", err=True))
     return cli
+
+
+def warn_broken_plugins(plugins) -> None:
+    """One warning line per plugin that failed to load (it is left out of the run)."""
+    plugins.check_targets()
+    for info in plugins.plugin_infos():
+        if info.error:
+            click.echo(f"warning: plugin {info.name!r} is broken and left out ({info.error}); "
+                       "see `lagaug list-plugins`", err=True)
 
 
 def main(args: list[str] | None = None, plugins=None, standalone_mode: bool = True):

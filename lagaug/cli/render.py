@@ -79,6 +79,15 @@ def summary_table(rows: list[dict], run_dir) -> None:
               f"images: {run_dir}/synthetic/ · manifest: {run_dir}/manifest.jsonl")
 
 
+def filter_names(filters: list | None) -> str:
+    """Who judged a batch: ``quality gate`` (the core's, ``--quality-gate``), ``filter NAME``
+    (a plugin's ``lagaug_filter_synthesized``), or both."""
+    names = list(filters or ["quality"])
+    words = (["quality gate"] if "quality" in names else []) + [
+        f"filter {', '.join(n for n in names if n != 'quality')}"] * any(n != "quality" for n in names)
+    return " and ".join(words)
+
+
 def quality_lines(rows: list[dict]) -> list[str]:
     """One line per round with synthetic images: label fidelity beside the validation images' rate,
     and what the quality gate dropped and passed (per class, for the classes augmented)."""
@@ -97,7 +106,8 @@ def quality_lines(rows: list[dict]) -> list[str]:
             why = ", ".join(f"{k} {v}" for k, v in sorted(q.get("dropped_by_reason", {}).items()))
             passed = "; ".join(f"{name}: {c['passed']} of {c['made']} passed"
                                for name, c in q.get("by_class", {}).items())
-            bits.append(f"quality gate kept {q['kept']}, dropped {q['dropped']}" + (f" ({why})" if why else "")
+            bits.append(f"{filter_names(q.get('filters'))} kept {q['kept']}, dropped {q['dropped']}"
+                        + (f" ({why})" if why else "")
                         + (f" — {passed}" if passed else ""))
         lines.append("; ".join(bits))
     return lines

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 import types
 import typing
 from typing import Any, Mapping, TypeVar
@@ -61,9 +63,12 @@ def _coerce(name: str, text: Any, annotation: Any, label: str = "--set {key}") -
         try:
             if annotation is int and isinstance(text, str) and not text.lstrip("-").isdigit():
                 raise ValueError
-            return annotation(text)
-        except (TypeError, ValueError):
+            value = annotation(text)
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{where}: expected {annotation.__name__}, got {text!r}") from None
+        if annotation is float and not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {text!r}")
+        return value
     if origin in (tuple, list):
         items = text
         if isinstance(text, str):
@@ -107,6 +112,20 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def split_options(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """``--set`` values split into the method's own (``key``) and plugins' (``PLUGIN.key``):
+    ``({key: value}, {plugin: {key: value}})``."""
+    own: dict[str, Any] = {}
+    plugins: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        plugin, dot, name = key.partition(".")
+        if dot:
+            plugins.setdefault(plugin, {})[name] = value
+        else:
+            own[key] = value
+    return own, plugins
+
+
 def apply_overrides(config: C, overrides: Mapping[str, Any], *, source: str = "--set") -> C:
     """A copy of ``config`` with ``overrides`` applied (unknown keys list the valid ones).
 
@@ -130,5 +149,30 @@ def resolve_options(config: C, overrides: Mapping[str, Any], *, source: str = "-
     typed option (``False``, not ``"false"``) whichever command ran it. Unknown keys list the
     valid ones; a bad value names the key.
     """
-    resolved = apply_overrides(config, overrides, source=source)
+    try:
+        resolved = apply_overrides(config, overrides, source=source)
+    except ConfigError as exc:
+        raise _blame_given(exc, config, overrides, source) from None
     return resolved, {key: getattr(resolved, key) for key in overrides}
+
+
+def _blame_given(exc: ConfigError, config: Any, overrides: Mapping[str, Any], source: str) -> ConfigError:
+    """An error that names only keys the user did not set, said as what the keys set conflict
+    with (a dependent key keeps its value; the user should hear which of theirs broke it)."""
+    text = str(exc)
+    fields = [f.name for f in dataclasses.fields(config)] if dataclasses.is_dataclass(config) else []
+    found = [(m.start(), k) for k in fields if (m := re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", text))]
+    if not overrides or not found or any(k not in fields for k in overrides):  # an unknown key says so itself
+        return exc
+    blamed = min(found)[1]  # the key the message is about: the first one it names
+    if blamed in overrides:
+        return exc
+    option = source.split()[0]
+    given = " ".join(f"{option} {k}={v}" for k, v in overrides.items())
+    return ConfigError(f"{given}: conflicts with {blamed}={getattr(config, blamed)}, which was not set "
+                       f"({text.removeprefix(option + ' ')}); set {blamed} too, or choose another value")
+
+
+def coerce_option(config: Any, key: str, value: Any, label: str = "--set {key}") -> Any:
+    """``value`` typed as the field ``key`` of the config dataclass ``config`` (one-line errors)."""
+    return _coerce(key, value, typing.get_type_hints(type(config))[key], label)

@@ -28,5 +28,13 @@ class PluginError(LagaugError):
     """A plugin is missing, broken, or registers a conflicting method."""
 
 
+class WriteError(LagaugError, OSError):
+    """A file could not be written (disk full, no permission, a folder in its way): an ``OSError``
+    (``errno``, ``strerror``) whose ``filename`` is the file meant, never a temporary name."""
+
+    def __str__(self) -> str:
+        return f"{self.filename}: cannot write ({self.strerror})"
+
+
 class PluginWarning(UserWarning):
     """A plugin misbehaved (e.g. a logger hook raised); the run went on."""

@@ -8,6 +8,7 @@ plugin manager it works with (``plugins``); without one it builds a new one
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -15,9 +16,9 @@ from typing import Any
 
 import torch
 
-from lagaug.core.config import resolve_options
-from lagaug.core.errors import CheckpointError, ConfigError
-from lagaug.core.method import FitContext, GeneratorMethod, StageContext, Synthesis, read_generator_meta
+from lagaug.core.config import coerce_option, resolve_options, split_options
+from lagaug.core.errors import CheckpointError, ConfigError, PluginError
+from lagaug.core.method import GENERATOR_JSON, FitContext, GeneratorMethod, StageContext, Synthesis, read_generator_meta
 from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
 from lagaug.core.progress import Progress
 from lagaug.core.runtime import resolve_device, stage_generator
@@ -27,8 +28,45 @@ FIT_REPORT = "fit.json"  # beside generator.json: what the fit returned, with it
 
 
 def method_config(cls: type[GeneratorMethod], overrides: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
-    """Method ``cls``'s default config with ``--set`` ``overrides`` applied, and the typed options."""
-    return resolve_options(cls.default_config(), overrides or {}, source=f"--set (method {cls.name})")
+    """Method ``cls``'s default config with ``--set`` ``overrides`` applied, and the typed options
+    (keys ``PLUGIN.key``, other plugins' options, are left out)."""
+    own, _ = split_options(overrides or {})
+    return resolve_options(cls.default_config(), own, source=f"--set (method {cls.name})")
+
+
+def saved_options(generator: GeneratorMethod, overrides: dict[str, Any] | None,
+                  source: str = "--set") -> tuple[Any, dict[str, Any]]:
+    """The typed ``--set`` options for a saved ``generator`` (its config with them applied).
+
+    A key the method does not take at sampling time (not in its ``stage_options``) is refused
+    unless it repeats the fitted value: the weights were made with that value, and a new one
+    would be silently ignored."""
+    own, _ = split_options(overrides or {})
+    stage = type(generator).stage_options
+    if stage is not None:
+        config = generator.config
+        names = {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else set()
+        for key, value in own.items():
+            if key in stage or key not in names:
+                continue  # an unknown key gets its error (with the valid keys) below
+            fitted = getattr(generator.config, key)
+            if coerce_option(generator.config, key, value, label=source + " {key}") != fitted:
+                takes = ", ".join(sorted(stage)) or "none"
+                raise ConfigError(
+                    f"{source} {key}={value}: {key} is fixed when the generator is fitted (this {generator.name} "
+                    f"generator has {key}={fitted}); fit a new generator to change it (options at sampling time: "
+                    f"{takes})")
+    return resolve_options(generator.config, own, source=source)
+
+
+def checked_options(cls: type[GeneratorMethod], overrides: dict[str, Any] | None, image_shape: tuple[int, int, int],
+                    class_names: list[str], saved: GeneratorMethod | None = None) -> tuple[Any, dict[str, Any]]:
+    """Every ``--set`` option checked before any work: typed against the method's config (or the
+    ``saved`` generator's, :func:`saved_options`), then :meth:`GeneratorMethod.check_options`
+    for these images and classes. Returns ``(config, typed options)``."""
+    config, typed = method_config(cls, overrides) if saved is None else saved_options(saved, overrides)
+    cls.check_options(config, tuple(image_shape), list(class_names))
+    return config, typed
 
 
 def make_method(name: str, image_shape: tuple[int, int, int], class_names: list[str],
@@ -44,9 +82,14 @@ def fit_generator(name: str, splits, *, overrides: dict[str, Any] | None = None,
                   device: str | torch.device = "cpu", progress: Progress | None = None,
                   out: str | Path | None = None, plugins: LagaugPluginManager | None = None) -> GeneratorMethod:
     """Fit generator method ``name`` on ``splits.train`` (+ ``splits.unlabeled``); save to ``out``."""
+    from lagaug.core.store import remove_stray_temporaries
+
     train = splits.train
     method = make_method(name, (train.channels, *train.image_size), train.class_names, overrides, plugins=plugins)
+    type(method).check_options(method.config, method.image_shape, method.class_names)
     type(method).check_train(method.config, train)
+    if out is not None:
+        remove_stray_temporaries(out)  # what a killed fit's writers left
     ctx = FitContext(
         generator=stage_generator(seed, "fit", name), device=resolve_device(device),
         progress=progress or Progress(quiet=True),
@@ -59,6 +102,26 @@ def fit_generator(name: str, splits, *, overrides: dict[str, Any] | None = None,
         method.save(out)  # generator.json: the same for the same seed and data (no timing in it)
         atomic_write_json(Path(out) / FIT_REPORT, json.loads(json.dumps(method.fit_report, default=str)))
     return method
+
+
+def check_generator_out(out: str | Path) -> Path:
+    """``--out`` of ``fit`` and ``import-checkpoint``, checked before any work: a folder that can
+    be written, and new, empty, or what a stopped fit left there (its ``work/`` checkpoints, its
+    weights without ``generator.json``, temporary files) — never a saved generator or someone
+    else's files."""
+    from lagaug.core.method import GENERATOR_WEIGHTS
+    from lagaug.core.store import check_output_dir, is_temporary
+
+    path = check_output_dir(out)
+    if (path / GENERATOR_JSON).exists():
+        raise ConfigError(f"--out {out}: a generator is already saved there; choose another --out")
+    if path.is_dir():
+        foreign = sorted(p.name for p in path.iterdir() if p.name not in ("work", GENERATOR_WEIGHTS)
+                         and not (p.is_file() and is_temporary(p)))
+        if foreign:
+            raise ConfigError(f"--out {out}: folder is not empty and holds no lagaug generator (it has "
+                              f"{foreign[0]}); choose another --out")
+    return path
 
 
 def load_generator(directory: str | Path, *, expect_method: str | None = None,
@@ -115,6 +178,11 @@ def synthesize(plugins: LagaugPluginManager, method: GeneratorMethod, images: to
     synthesis = call("lagaug_decode", latents=latents)
     start = time.perf_counter()
     n = len(synthesis)
+    bad = int((~torch.isfinite(synthesis.images.float().flatten(1))).any(1).sum()) if n else 0
+    if bad:  # never written, never trained on
+        raise PluginError(f"method {method.name!r} decoded {bad} of {n} image(s) with pixels that are not finite "
+                          "numbers (NaN or infinity); nothing was written — check its --set options "
+                          "(a value too large?)")
     reasons: list[list[str]] = [[] for _ in range(n)]
     judged = False  # whether any filter gave a verdict: only then are verdicts recorded
     for verdict in plugins.hook.lagaug_filter_synthesized(method=method, synthesis=synthesis, context=ctx):
@@ -126,6 +194,7 @@ def synthesize(plugins: LagaugPluginManager, method: GeneratorMethod, images: to
     if judged:
         synthesis.dropped = torch.tensor([bool(r) for r in reasons], dtype=torch.bool)
         synthesis.reasons = ["; ".join(r) if r else None for r in reasons]
+        synthesis.filters = list(getattr(plugins, "last_answers", {}).get("lagaug_filter_synthesized", []))
     ctx.timings["filter"] = round(ctx.timings.get("filter", 0.0) + time.perf_counter() - start, 4)
     return synthesis if keep_dropped else synthesis.kept
 
@@ -142,7 +211,10 @@ def sample_images(generator: GeneratorMethod, images: torch.Tensor, labels: torc
     that mix images draw partners from it); default: the images themselves. Sources in the result
     are rows of the pool.
     """
-    _, typed = resolve_options(generator.config, options or {}, source="--set")
+    _, typed = checked_options(type(generator), options, generator.image_shape, generator.class_names,
+                               saved=generator)
+    pm = plugins_or_default(plugins)
+    plugin_options = pm.plugin_options(options or {})
     if variants < 1:
         raise ConfigError(f"--variants must be at least 1, got {variants}")
     k = generator.num_classes
@@ -163,6 +235,6 @@ def sample_images(generator: GeneratorMethod, images: torch.Tensor, labels: torc
     ctx = StageContext(
         generator=stage_generator(seed, "sample"), device=resolve_device(device),
         variants=variants, options=typed, progress=progress or Progress(quiet=True),
-        pool=pool, batch_index=torch.arange(len(images)),
+        pool=pool, batch_index=torch.arange(len(images)), plugin_options=plugin_options,
     )
-    return synthesize(plugins_or_default(plugins), generator, images, soft, ctx)
+    return synthesize(pm, generator, images, soft, ctx)

@@ -120,7 +120,9 @@ def lagaug_score(method, ensemble, dataset, context):
         method only and return ``None`` for the others).
     :param ensemble: the trained :class:`lagaug.core.ensemble.Ensemble` of this iteration.
     :param dataset: the current training :class:`lagaug.ImageSet` (real and synthetic images).
-    :param context: the :class:`lagaug.StageContext`.
+    :param context: the :class:`lagaug.StageContext`; ``context.pool`` is ``dataset``,
+        ``context.ensemble`` the iteration's ensemble and ``context.probs`` its mean class
+        probabilities for every image ``(N, K)``.
     :return: float32 tensor ``(N,)``, one score per image of ``dataset``; **lower means harder**.
         ``None`` passes. The default is the mean softmax confidence in the true label over the
         ensemble's members (for soft labels: the confidence weighted by the soft label).
@@ -139,7 +141,9 @@ def lagaug_select(method, scores, dataset, k, classes, include_synthetic, contex
     :param k: how many images to choose.
     :param classes: class indices to choose from, or ``None`` for all classes.
     :param include_synthetic: whether synthetic images may be chosen.
-    :param context: the :class:`lagaug.StageContext`.
+    :param context: the :class:`lagaug.StageContext`; ``context.pool`` is ``dataset``,
+        ``context.ensemble`` the iteration's ensemble and ``context.probs`` its mean class
+        probabilities for every image ``(N, K)`` (e.g. to choose by entropy).
     :return: int64 tensor of at most ``k`` row indices into ``dataset``, or ``None`` to pass. The
         default picks the ``k`` lowest scores among the candidates (ties: lower index first) and
         raises :class:`lagaug.ConfigError` when fewer than ``k`` candidates exist.

@@ -33,9 +33,9 @@ from lagaug.core.data.dataset import DataSplits, ImageSet
 from lagaug.core.ensemble import EnsembleConfig, chance_warning, check_classifier_name, resolve_ensemble_config, train_ensemble
 from lagaug.core.errors import CheckpointError, ConfigError, PluginWarning
 from lagaug.core.executor import Executor, check_executor_options, job_resources, make_executor
-from lagaug.core.generators import fit_generator, load_generator, method_config, synthesize
+from lagaug.core.generators import checked_options, fit_generator, load_generator, method_config, synthesize
 from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext, Synthesis, read_generator_meta
-from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
+from lagaug.core.plugins import LagaugPluginManager, plugins_or_default, record_plugins, warn_competing
 from lagaug.core.progress import Progress
 from lagaug.core.quality import GateConfig, ensemble_classifier
 from lagaug.core.regions.masks import check_masks, resolve_normal_classes
@@ -201,6 +201,7 @@ class Loop(RunJob):
         method_cls = self.pm.get_method(cfg.method)  # unknown method: fails before any work
         check_classifier_name(self.ens_cfg.classifier)
         method_cfg, self.options = method_config(method_cls, cfg.set)
+        self.plugin_options = self.pm.plugin_options(cfg.set)
         self.splits: DataSplits = load_data(
             cfg.data, image_size=cfg.image_size, seed=cfg.split_seed, unlabeled=cfg.unlabeled,
             bad_images=cfg.bad_images, progress=self.progress)
@@ -216,8 +217,12 @@ class Loop(RunJob):
         if cfg.generator:
             check_generator_dir(cfg.generator, cfg.method, train)
             self.loaded = load_generator(cfg.generator, expect_method=cfg.method, plugins=self.pm)
-        else:
+        method_cfg, self.options = checked_options(method_cls, cfg.set, (train.channels, *train.image_size),
+                                                   train.class_names, saved=self.loaded)
+        if self.loaded is None:
             method_cls.check_train(method_cfg, train)
+        warn_competing(self.pm)
+        self.pm.answered.clear()  # RUN/plugins.json: what answered in this run
         identity = {"data": splits_fingerprint(self.splits), "unlabeled": pool_fingerprint(self.splits.unlabeled),
                     "generator": generator_fingerprint(cfg.generator)}
         self.identity = identity
@@ -345,8 +350,10 @@ class Loop(RunJob):
         if it < self.cfg.iterations:
             start = time.perf_counter()
             probs = ensemble.predict_proba(train.float_images()).mean(0)
+            ctx = self.stage_context(it)
+            ctx.pool, ctx.probs, ctx.ensemble = train, probs, ensemble
             scores = self.pm.call_stage("lagaug_score", method=method, ensemble=ensemble, dataset=train,
-                                        context=self.stage_context(it))
+                                        context=ctx)
             scores = torch.as_tensor(scores, dtype=torch.float32).reshape(-1)
             self.hardness[it] = (scores, probs)
             seconds["score"] = round(time.perf_counter() - start, 3)
@@ -355,6 +362,7 @@ class Loop(RunJob):
             seconds["generator_reused"] = self.seconds["generator_reused"]
         metrics["seconds"] = dict(seconds)  # wall time per stage (the only figures that differ between reruns)
         self.run.write_iteration(it, metrics, None if scores is None else (train, scores, probs))
+        record_plugins(self.pm, self.run.root, self.progress)
         self.notify(it, metrics, added)
         return metrics
 
@@ -376,14 +384,15 @@ class Loop(RunJob):
             self.hardness[it] = self.run.read_scores(it, train)
         scores, probs = self.hardness[it]
         ctx = self.stage_context(it)
+        ensemble = self.ensemble(it, train)
+        ctx.pool, ctx.probs, ctx.ensemble = train, probs, ensemble
+        ctx.classify, ctx.gate = ensemble_classifier(ensemble), self.cfg.gate()
         chosen = self.pm.call_stage(
             "lagaug_select", method=method, scores=scores, dataset=train, k=self.cfg.hard_k,
             classes=self.classes, include_synthetic=self.cfg.include_synthetic, context=ctx,
         )
         chosen = torch.as_tensor(chosen, dtype=torch.long)
-        ctx.pool, ctx.batch_index, ctx.probs = train, chosen, probs
-        ensemble = self.ensemble(it, train)
-        ctx.classify, ctx.gate = ensemble_classifier(ensemble), self.cfg.gate()
+        ctx.batch_index = chosen
         ctx.anomaly = self.anomaly_model(train, chosen)
         start = time.perf_counter()
         with self.progress.task(f"iteration {it}: synthesize with {method.name}", 1) as task:
@@ -404,6 +413,7 @@ class Loop(RunJob):
             per_image=lambda j: {"source_score": [float(scores[r]) for r in synth.source[j].tolist() if 0 <= r < len(scores)]},
         )
         self.run.update_manifest(nxt)
+        record_plugins(self.pm, self.run.root, self.progress)
         self.write_grid(nxt, sources, chosen, synth, scores)
         self.seconds[nxt]["write"] = round(time.perf_counter() - start, 3)
         return read_synthetic(self.run.root, lines, train)
@@ -411,8 +421,8 @@ class Loop(RunJob):
     def anomaly_model(self, train: ImageSet, chosen: torch.Tensor):
         """The anomaly model, when a region must be found without a mask: ``--region-source
         anomaly``, or ``auto`` with an unlabelled pool and a chosen image of a defect class that has
-        no mask. Fitted once
-        per run (on the normal-class training images and the pool), saved in ``RUN/regions/``."""
+        no mask. Fitted once per run (on the normal-class training images and the pool), saved in
+        ``RUN/regions/``."""
         from lagaug.core.regions.anomaly import fit_anomaly_model
 
         if self.anomaly is not None:
@@ -460,6 +470,7 @@ class Loop(RunJob):
             generator=stage_generator(self.cfg.seed, "stage", it), device=self.device,
             variants=self.cfg.variants, options=dict(self.options), iteration=it, progress=self.progress,
             region_source=self.cfg.region_source, normal_classes=list(self.normal), unlabeled=self.splits.unlabeled,
+            plugin_options=dict(self.plugin_options),
         )
 
     def notify(self, it: int, metrics: dict, added: int) -> None:

@@ -97,7 +97,8 @@ class Synthesis:
     per-image measurements (tensors of shape ``(N,)``) that the run records, e.g. how much
     structure was kept. ``dropped`` ``(N,)`` bool and ``reasons`` (``str`` or ``None`` per image)
     are set by :func:`lagaug.core.generators.synthesize` when it keeps the images the
-    ``lagaug_filter_synthesized`` hooks rejected (``keep_dropped=True``), so they can be recorded."""
+    ``lagaug_filter_synthesized`` hooks rejected (``keep_dropped=True``), so they can be recorded;
+    ``filters`` then names the plugins whose filter gave a verdict."""
 
     images: torch.Tensor
     soft: torch.Tensor
@@ -108,6 +109,7 @@ class Synthesis:
     reasons: list | None = None
     masks: torch.Tensor | None = None  # bool (N, H, W): where each image's kept region (its defect) lies
     notes: list[dict[str, Any]] | None = None  # per image: JSON-able facts for its manifest line
+    filters: list | None = None
 
     def __post_init__(self) -> None:
         self.source, self.weight = as_sources(self.source, self.weight)
@@ -139,6 +141,7 @@ class Synthesis:
             reasons=None if self.reasons is None else [r for r, k in zip(self.reasons, keep.tolist()) if k],
             masks=None if self.masks is None else self.masks[keep],
             notes=None if self.notes is None else [n for n, k in zip(self.notes, keep.tolist()) if k],
+            filters=self.filters,
         )
 
     @property
@@ -198,8 +201,9 @@ class StageContext:
     ``device`` is where models run. ``variants`` is how many new images to make per source image.
     ``options`` holds the method options the user set (``--set``), already typed by the method's
     ``Config``; read one with :meth:`GeneratorMethod.option`.
-    ``pool`` is the :class:`~lagaug.ImageSet` the batch was drawn from (the run's real training
-    images; for ``lagaug sample``, the given images) — methods that mix images draw partners from
+    ``pool`` is the :class:`~lagaug.ImageSet` the batch was drawn from: the run's current training
+    images, real and synthetic (check ``pool.synthetic``); for ``lagaug sample``, the given images
+    (not the unlabelled pool ``fit`` pre-trains on) — methods that mix images draw partners from
     it — and ``batch_index`` the pool rows of the encoded batch, in batch order. ``probs`` holds
     the current classifier ensemble's mean class probabilities for every pool row ``(P, K)``, or
     ``None`` outside the loop. ``Latents.source`` and ``Synthesis.source`` are pool rows.
@@ -218,6 +222,10 @@ class StageContext:
     ``ImagePool`` or ``None``); a method that puts a region onto a defect-free background drawn
     from it registers the drawn images with :meth:`add_backgrounds`, whose rows follow the pool's
     in ``source`` (:meth:`source_set` names every row).
+    ``ensemble`` is the iteration's trained classifier ensemble in the loop (``score``, ``select``
+    and the stages after them see it; ``predict_proba(images)`` gives ``(M, N, K)``), else ``None``.
+    ``plugin_options`` holds, per plugin that declares options (``lagaug_options``), its options
+    with the user's ``--set PLUGIN.key=value`` applied: ``{plugin name: options dataclass}``.
     """
 
     generator: torch.Generator
@@ -255,6 +263,8 @@ class StageContext:
         start = (0 if self.pool is None else len(self.pool)) + (0 if self.backgrounds is None else len(self.backgrounds))
         self.backgrounds = new if self.backgrounds is None else self.backgrounds.concat(new)
         return torch.arange(start, start + len(images))
+    ensemble: Any = None  # lagaug.core.ensemble.Ensemble | None
+    plugin_options: dict[str, Any] = field(default_factory=dict)
 
     def batch_rows(self, n: int) -> torch.Tensor:
         """The pool rows of a batch of ``n`` images (``0 .. n-1`` when no pool was given)."""
@@ -290,11 +300,12 @@ class GeneratorMethod:
     #: — the core puts the region's source pixels back into each decoded image (feathered); ``"self"``
     #: — the method keeps it in its own stages (e.g. ``vqvae2`` keeps the codes under it); ``"ignore"``
     region_mode: ClassVar[str] = "blend"
-    #: options (``Config`` fields) that only the stages read, through ``ctx.options``: generators
-    #: fitted with configurations that differ only in these are the same generator (``compare``
-    #: fits it once for all its arms). Declare only keys that ``fit`` never reads; an option not
-    #: listed counts as a fit-time option.
-    stage_options: ClassVar[frozenset[str]] = frozenset()
+    #: the ``Config`` keys only the stages read (through ``ctx.options``), never ``fit``: a saved
+    #: generator takes them at sampling time (``--set`` of any other key on a saved generator is
+    #: refused unless it repeats the fitted value), and generators whose configurations differ only in
+    #: them are the same fit (``compare`` fits it once for all its arms). ``None``: not declared —
+    #: every key is handed to the stages, and every key counts as a fit-time key for sharing fits
+    stage_options: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, config: Any, image_shape: tuple[int, int, int], class_names: list[str]):
         self.config = config
@@ -322,6 +333,14 @@ class GeneratorMethod:
         """Raise a one-line :class:`DataError` / :class:`ConfigError` when ``train`` (an
         ImageSet) cannot be fitted with ``config`` (e.g. a class with too few images). Called
         before any work starts. Override; the default accepts anything."""
+
+    @classmethod
+    def check_options(cls, config: Any, image_shape: tuple[int, int, int], class_names: list[str]) -> None:
+        """Raise a one-line :class:`ConfigError` when ``config`` cannot work for images of
+        ``image_shape`` ``(C, H, W)`` and these classes (e.g. a region outside the latent map, a
+        class name that does not exist). Called by ``augment``, ``compare``, ``fit`` and ``sample``
+        before any work starts — with the saved generator's config and the ``--set`` values on
+        top for a saved one. Override; the default accepts anything."""
 
     def usable_pool(self, unlabeled: Any) -> Any:
         """``unlabeled`` (the pool ``fit`` was given) when it can pre-train this generator: ``None``
@@ -351,12 +370,33 @@ class GeneratorMethod:
         raise NotImplementedError
 
     def encode(self, images: torch.Tensor, soft: torch.Tensor, ctx: StageContext) -> Latents:
+        """Map ``images`` (float32 ``(N, C, H, W)`` in [0, 1]) with soft labels ``soft`` ``(N, K)``
+        into this method's latent space.
+
+        Return :class:`Latents` with ``N`` rows: ``codes`` (method-specific tensors, first
+        dimension ``N``), ``soft`` as given, and ``source=ctx.batch_rows(N)`` (the pool rows of
+        the batch), so provenance survives ``resample``. Draw any randomness from
+        ``ctx.generator``; run models on ``ctx.device``.
+        """
         raise NotImplementedError
 
     def resample(self, latents: Latents, ctx: StageContext) -> Latents:
+        """New latents from encoded ones: ``ctx.variants`` rows per row of ``latents``, each row's
+        variants consecutive (``latents.repeat(ctx.variants)`` gives that layout, sources and
+        weights included).
+
+        Read sampling options with :meth:`option` (``ctx.options`` over the config). All
+        randomness comes from ``ctx.generator``: the same generator state gives the same rows.
+        A mixing method may add sources (rows of ``ctx.pool``) with their weights.
+        """
         raise NotImplementedError
 
     def decode(self, latents: Latents, ctx: StageContext) -> Synthesis:
+        """Turn ``latents`` into images: a :class:`Synthesis` with float32 ``images``
+        ``(N, C, H, W)`` in [0, 1] (finite), ``soft`` labels, ``source`` and ``weight`` carried
+        from ``latents``, and optional per-image ``metrics`` (``(N,)`` tensors) for the manifest.
+        Run models on ``ctx.device``; a decoder that draws noise draws it from ``ctx.generator``.
+        """
         raise NotImplementedError
 
     # -- foreign checkpoints -------------------------------------------------------------------

@@ -11,6 +11,7 @@ Nothing here imports torch: methods registered as ``"module:Class"`` strings loa
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 import sys
@@ -21,9 +22,12 @@ from typing import Any
 import pluggy
 
 from lagaug.core import hookspecs
-from lagaug.core.errors import ConfigError, PluginError
+from lagaug.core.errors import ConfigError, PluginError, PluginWarning
 
 ENTRY_POINT_GROUP = "lagaug"
+#: the hooks a run records the answering plugins of (RUN/plugins.json)
+STAGE_HOOKS = frozenset({"lagaug_encode", "lagaug_resample", "lagaug_decode", "lagaug_score", "lagaug_select",
+                         "lagaug_filter_synthesized"})
 BUILTIN_DISTRIBUTION = "lagaug"
 ENV_LOAD = "LAGAUG_LOAD_PLUGINS"
 ENV_TRACE = "LAGAUG_TRACE_PLUGINS"
@@ -63,6 +67,7 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     methods: list[str] = field(default_factory=list)
     error: str | None = None
+    options: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -72,6 +77,7 @@ class PluginInfo:
             "builtin": self.builtin,
             "hooks": self.hooks,
             "methods": self.methods,
+            "options": self.options,
             "error": self.error,
         }
 
@@ -86,6 +92,62 @@ class LagaugPluginManager(pluggy.PluginManager):
         self.infos: dict[str, PluginInfo] = {}
         self.conflicts: dict[str, str] = {}
         self.notes: list[str] = []  # what the user should hear about loading (e.g. a filter matching nothing)
+        #: per stage hook, the plugins whose implementation gave a result, in the order first seen
+        self.answered: dict[str, list[str]] = {}
+        #: per stage hook, the plugins that gave a result in its latest call
+        self.last_answers: dict[str, list[str]] = {}
+        self._inner_hookexec = self._recording(self._inner_hookexec)
+
+    # -- who answered ----------------------------------------------------------------------------
+    def _recording(self, inner):
+        """Wrap pluggy's hook execution so that every stage hook records which plugins gave a
+        result (:attr:`answered`, :attr:`last_answers`); wrappers and other plugins' order are
+        untouched."""
+
+        def hookexec(hook_name, methods, kwargs, firstresult):
+            if hook_name not in STAGE_HOOKS:
+                return inner(hook_name, methods, kwargs, firstresult)
+            self.last_answers[hook_name] = []
+            return inner(hook_name, [self._recorded(hook_name, m) for m in methods], kwargs, firstresult)
+
+        return hookexec
+
+    def _recorded(self, hook_name: str, impl):
+        if impl.wrapper or impl.hookwrapper:
+            return impl
+        proxy = copy.copy(impl)
+        original = impl.function
+
+        def function(*args):
+            result = original(*args)
+            if result is not None:
+                for record in (self.answered.setdefault(hook_name, []), self.last_answers[hook_name]):
+                    if impl.plugin_name not in record:
+                        record.append(impl.plugin_name)
+            return result
+
+        proxy.function = function
+        return proxy
+
+    def describe(self, name: str) -> dict:
+        """``{plugin, distribution, version, builtin}`` of a registered plugin (for run records)."""
+        info = self.infos.get(name)
+        if info is None:
+            return {"plugin": name}
+        return {"plugin": name, "distribution": info.distribution, "version": info.version, "builtin": info.builtin}
+
+    def competing(self) -> dict[str, list[str]]:
+        """Stage hooks that two or more third-party plugins implement (not as wrappers):
+        ``{hook: [plugins, the one asked first first]}``. For ``firstresult`` hooks the first
+        result wins, so all but one may go unheard."""
+        out = {}
+        for hook_name in sorted(STAGE_HOOKS - {"lagaug_filter_synthesized"}):
+            impls = [i for i in getattr(self.hook, hook_name).get_hookimpls()
+                     if not (i.wrapper or i.hookwrapper) and not self.infos.get(i.plugin_name, PluginInfo(
+                         i.plugin_name, "", "", False)).builtin]
+            if len(impls) > 1:
+                out[hook_name] = [i.plugin_name for i in reversed(impls)]  # pluggy asks the last registered first
+        return out
 
     # -- methods -------------------------------------------------------------------------------
     def method_names(self) -> list[str]:
@@ -173,6 +235,7 @@ class LagaugPluginManager(pluggy.PluginManager):
         self.infos[name] = info
         try:
             self._check_hook_names(plugin)
+            info.options = _option_names(plugin)
             self.register(plugin, name=name)
             info.hooks = sorted(h.name for h in self.get_hookcallers(plugin) or [])
             info.methods = self._register_methods_of(name, plugin)
@@ -250,8 +313,98 @@ class LagaugPluginManager(pluggy.PluginManager):
                 if info is not None and info.error is None:
                     info.error = str(exc)
 
+    def plugin_options(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """The options of every plugin that declares them (``lagaug_options``, a dataclass),
+        with the ``--set PLUGIN.key=value`` values of ``overrides`` applied: ``{plugin name:
+        options}``. An unknown plugin or key is a one-line :class:`ConfigError`."""
+        from lagaug.core.config import config_from_dict, split_options
+
+        _, given = split_options(overrides)
+        declared = {name: plugin.lagaug_options for name, plugin in self.list_name_plugin()
+                    if getattr(plugin, "lagaug_options", None) is not None}
+        for name, values in given.items():
+            key = next(iter(values))
+            if name not in declared:
+                takes = ", ".join(sorted(declared)) or "none"
+                raise ConfigError(f"--set {name}.{key}: no plugin named {name!r} takes options (plugins that do: "
+                                  f"{takes}); `lagaug list-plugins` shows each plugin's options")
+            keys = self.infos[name].options if name in self.infos else []
+            unknown = [k for k in values if k not in keys]
+            if unknown:
+                raise ConfigError(f"--set {name}.{unknown[0]}: plugin {name!r} has no option {unknown[0]!r}; its "
+                                  f"options: {', '.join(keys)}")
+        return {name: config_from_dict(cls, given.get(name, {}), source=f"--set {name}.*",
+                                       label=f"--set {name}.{{key}}")
+                for name, cls in declared.items()}
+
     def plugin_infos(self) -> list[PluginInfo]:
         return sorted(self.infos.values(), key=lambda i: (not i.builtin, i.name))
+
+
+#: RUN/plugins.json: which plugin answered each stage hook, and the plugins installed (with versions)
+PLUGINS_FILE = "plugins.json"
+
+
+def warn_competing(pm: LagaugPluginManager) -> None:
+    """A warning for every stage hook that several third-party plugins implement: only one result
+    is used, and the user should know which and how to choose."""
+    import warnings
+
+    for hook_name, names in pm.competing().items():
+        warnings.warn(f"plugins {', '.join(repr(n) for n in names)} all implement {hook_name}; {names[0]!r} is asked "
+                      f"first and the first result is used (the run records which answered in {PLUGINS_FILE}); leave "
+                      f"one out with {ENV_LOAD}", PluginWarning, stacklevel=2)
+
+
+def record_plugins(pm: LagaugPluginManager, root: Any, progress: Any = None) -> dict:
+    """Write ``root/plugins.json``: per stage hook, the plugins that answered it in this run (with
+    distribution and version; added to what the file already records, so a resumed run keeps the
+    first session's), and the plugins installed now; unchanged, the file is not rewritten. A
+    third-party plugin answering for the first time is said through ``progress.log``."""
+    import json
+    from pathlib import Path
+
+    from lagaug.core.store import atomic_write_json
+
+    path = Path(root) / PLUGINS_FILE
+    try:
+        before = json.loads(path.read_text())
+        stages = json.loads(json.dumps(before.get("stages", {})))
+    except (OSError, ValueError, AttributeError):
+        before, stages = None, {}
+    for hook_name, names in pm.answered.items():
+        have = stages.setdefault(hook_name, [])
+        for name in names:
+            if any(entry.get("plugin") == name for entry in have):
+                continue
+            entry = pm.describe(name)
+            have.append(entry)
+            if progress is not None and not entry.get("builtin"):
+                progress.log(f"{hook_name}: answered by plugin {name} ({entry.get('distribution', '-')} "
+                             f"{entry.get('version', '-')})")
+    record = {"stages": stages, "installed": [i.as_dict() for i in pm.plugin_infos()]}
+    if record != before:  # a resumed run that changed nothing leaves the file as it was
+        atomic_write_json(path, record)
+    return record
+
+
+def _option_names(plugin: Any) -> list[str]:
+    """The keys of a plugin's ``lagaug_options`` dataclass (``[]`` without one); anything else
+    there is the plugin's error."""
+    import dataclasses
+
+    cls = getattr(plugin, "lagaug_options", None)
+    if cls is None:
+        return []
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise PluginError(f"lagaug_options must be a dataclass (its fields are the --set PLUGIN.key options), "
+                          f"got {cls!r}")
+    try:
+        cls()
+    except Exception as exc:
+        raise PluginError(f"lagaug_options {cls.__name__}() fails without arguments ({type(exc).__name__}: {exc}); "
+                          "give every field a default") from None
+    return [f.name for f in dataclasses.fields(cls)]
 
 
 def hook_names() -> list[str]:

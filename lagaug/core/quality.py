@@ -141,13 +141,14 @@ def lagaug_filter_synthesized(method, synthesis, context):
 
 def summarize(synthesis, class_names: list[str], classes: list[int] | None = None) -> dict[str, Any]:
     """What a batch looked like to the classifier and the gate: made / kept / dropped (by reason),
+    the filter plugins that judged it (``filters``: ``quality`` is the gate),
     the mean label fidelity and the share whose intended class wins, and per intended class how
     many were made and passed (``classes``: the ``--classes`` chosen, else every class made)."""
     n = len(synthesis)
     want = intended(synthesis.soft).tolist() if n else []
     dropped = synthesis.dropped.tolist() if synthesis.dropped is not None else [False] * n
     out: dict[str, Any] = {"made": n, "kept": n - sum(dropped), "dropped": sum(dropped),
-                           "gate": synthesis.dropped is not None}
+                           "gate": synthesis.dropped is not None, "filters": list(synthesis.filters or [])}
     reasons: dict[str, int] = {}
     for j, why in enumerate(synthesis.reasons or []):
         if dropped[j]:

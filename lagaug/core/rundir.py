@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from lagaug.core.errors import ConfigError
-from lagaug.core.store import atomic_write_json, atomic_write_lines, atomic_write_text, remove_stray_temporaries
+from lagaug.core.store import (
+    atomic_write_json, atomic_write_lines, atomic_write_text, is_temporary, remove_stray_temporaries, strict_json,
+)
 from lagaug.core.synthstore import read_manifest
 
 METRIC_COLUMNS = [
@@ -72,25 +74,56 @@ class RunDir:
         option must match, except those that may change between sessions (:data:`RESUME_FREE`).
         """
         saved = self.read_config()
-        if saved is not None:
-            if not resume:
-                raise ConfigError(
-                    f"--out {self.root}: a run already exists there; pass --resume to continue it "
-                    "or choose another --out"
-                )
-            self._check_same_run(saved, config, identity or {})
-            self.acquire_lock()
-            remove_stray_temporaries(self.root)
-            return saved
-        if resume:
-            raise ConfigError(f"--resume: {self.root} holds no lagaug run (no config.json); "
-                              "drop --resume to start a new run there, or give the run's folder")
-        if self.root.exists() and any(self.root.iterdir()):
-            raise ConfigError(f"--out {self.root}: folder is not empty and holds no lagaug run; choose another --out")
-        self.root.mkdir(parents=True, exist_ok=True)
+        if saved is None:
+            if resume:
+                raise ConfigError(f"--resume: {self.root} holds no lagaug run (no config.json); "
+                                  "drop --resume to start a new run there, or give the run's folder")
+            if self.root.exists() and any(not self._bookkeeping(p) for p in self.root.iterdir()):
+                raise ConfigError(f"--out {self.root}: folder is not empty and holds no lagaug run; "
+                                  "choose another --out")
+            return self._begin(config, identity)
         self.acquire_lock()
-        atomic_write_json(self.config_path, {**config, "identity": identity or {}})
+        if not self.has_work():  # it stopped before its first stage: begin again, with these options
+            return self._begin(config, identity)
+        if not resume:
+            raise ConfigError(
+                f"--out {self.root}: a run already exists there; pass --resume to continue it "
+                "or choose another --out"
+            )
+        self._check_same_run(saved, config, identity or {})
+        remove_stray_temporaries(self.root)
+        return saved
+
+    def _begin(self, config: dict[str, Any], identity: dict[str, Any] | None) -> dict[str, Any]:
+        """Write ``config.json`` of a new run (holding the lock); when that fails, what this
+        call created goes again."""
+        created = not self.root.exists()
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.acquire_lock()
+            for name in ("config.json", "data.json"):
+                (self.root / name).unlink(missing_ok=True)
+            remove_stray_temporaries(self.root)
+            atomic_write_json(self.config_path, {**config, "identity": identity or {}})
+        except BaseException:
+            self.release_lock()
+            if created:
+                try:
+                    self.root.rmdir()
+                except OSError:
+                    pass
+            raise
         return config
+
+    def has_work(self) -> bool:
+        """Whether any stage has left something here (beyond ``config.json``, ``data.json``, the
+        lock and temporary files): a run without work may begin again with other options."""
+        return self.root.is_dir() and any(not self._bookkeeping(p) and p.name not in ("config.json", "data.json")
+                                          for p in self.root.iterdir())
+
+    @staticmethod
+    def _bookkeeping(path: Path) -> bool:
+        return path.name == LOCK_NAME or (path.is_file() and is_temporary(path))
 
     def read_config(self) -> dict[str, Any] | None:
         if not self.config_path.exists():
@@ -123,27 +156,29 @@ class RunDir:
 
     def acquire_lock(self) -> None:
         """Hold the run folder for this process: a second process is refused (naming the holder);
-        a lock left by a process that no longer runs is taken over."""
+        a lock left by a process that no longer runs — or whose PID another program now has —
+        is taken over."""
         for _ in range(2):
             try:
                 fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 holder = _lock_holder(self.lock_path)
-                if holder is not None and holder != os.getpid() and _alive(holder):
+                if holder is not None and holder[0] == os.getpid():
+                    return
+                if holder is not None and _holds(*holder):
                     raise ConfigError(
-                        f"--out {self.root}: another lagaug process (PID {holder}) is using this run; "
+                        f"--out {self.root}: another lagaug process (PID {holder[0]}) is using this run; "
                         "wait for it to finish or stop it"
                     ) from None
-                if holder == os.getpid():
-                    return
                 self.lock_path.unlink(missing_ok=True)  # stale: its process is gone
                 continue
             with os.fdopen(fd, "w") as fh:
-                fh.write(f"{os.getpid()}\n")
+                fh.write(lock_line(os.getpid()))
             return
 
     def release_lock(self) -> None:
-        if _lock_holder(self.lock_path) == os.getpid():
+        holder = _lock_holder(self.lock_path)
+        if holder is not None and holder[0] == os.getpid():
             self.lock_path.unlink(missing_ok=True)
 
     # -- iterations ----------------------------------------------------------------------------
@@ -202,7 +237,7 @@ class RunDir:
         everything = []
         for k in range(1, upto + 1):
             everything.extend(self.synthetic_manifest(k) or [])
-        atomic_write_lines(self.root / "manifest.jsonl", (json.dumps(line) for line in everything))
+        atomic_write_lines(self.root / "manifest.jsonl", (strict_json(line) for line in everything))
 
     def write_data_summary(self, summary: dict) -> None:
         """``data.json``, once: a resumed run keeps the file it started with."""
@@ -230,18 +265,48 @@ PATH_KEYS = {"out", "data", "unlabeled", "generator"}
 LOCK_NAME = ".lagaug.lock"
 
 
-def _lock_holder(path: Path) -> int | None:
+def lock_line(pid: int) -> str:
+    """What a lock file holds: the holder's PID and, where the system tells, when that process
+    started (so that a later process given the same PID is not taken for the holder)."""
+    return f"{pid} {_started(pid) or '-'}\n"
+
+
+def _lock_holder(path: Path) -> tuple[int, str | None] | None:
+    """``(pid, start)`` from a lock file (``start`` ``None`` when it does not say), or ``None``."""
     try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
+        parts = path.read_text().split()
+        return int(parts[0]), (parts[1] if len(parts) > 1 and parts[1] != "-" else None)
+    except (OSError, ValueError, IndexError):
         return None
 
 
-def _alive(pid: int) -> bool:
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, Linux ``/proc``), or ``None``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2:].split()[19]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _holds(pid: int, start: str | None) -> bool:
+    """Whether the process named by a lock still runs: PID ``pid`` exists and is the process that
+    wrote the lock (the same start time; for a lock without one, a process running the lagaug
+    command)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
+    now = _started(pid)
+    if start is not None and now is not None:
+        return now == start
+    if start is None:  # a lock an older lagaug wrote: honoured while its PID runs the lagaug command
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return True
+        return any(os.path.basename(a) == b"lagaug" for a in argv) or any(
+            a == b"-m" and b.split(b".")[0] == b"lagaug" for a, b in zip(argv, argv[1:]))
     return True

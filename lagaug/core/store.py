@@ -3,14 +3,19 @@
 Every file a run writes goes through here: it is written to a temporary name in the same folder
 and renamed into place (``os.replace`` is atomic on POSIX and Windows). Temporary names are unique
 (``.NAME.XXXX.tmp``) so two writers never share one, and :func:`remove_stray_temporaries` clears the
-ones a killed process left. Finished files get the permissions any tool would give them: 0666
-less the process's umask.
+ones a killed process left (and the ``.tmpXXXXXX`` files the safetensors writer makes of its own).
+Finished files get the permissions any tool would give them: 0666 less the process's umask.
+
+A write that fails for the operating system's reasons (a full disk, no permission, a folder in
+the way) raises :class:`~lagaug.core.errors.WriteError`, which names the file meant — never the
+temporary one — and leaves that file as it was.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,22 +39,39 @@ def temporary_path(path: Path) -> str:
     return tmp
 
 
+def write_error(path: str | os.PathLike, exc: OSError) -> OSError:
+    """``exc`` (an OS error while writing ``path`` or its temporary) as a
+    :class:`~lagaug.core.errors.WriteError` that names ``path``."""
+    from lagaug.core.errors import WriteError
+
+    if isinstance(exc, WriteError):
+        return exc
+    return WriteError(exc.errno, exc.strerror or str(exc), str(path))
+
+
 @contextmanager
 def replacing(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` (mode per the
-    umask), on any failure it is deleted and ``path`` is untouched."""
+    umask), on any failure it is deleted and ``path`` is untouched. An OS error (disk full, no
+    permission, a folder named ``path``) is raised as a :class:`~lagaug.core.errors.WriteError`
+    naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_path(path)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     try:
         yield tmp
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise write_error(path, exc) from None
         raise
 
 
@@ -74,6 +96,23 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def strict_json(obj: Any) -> str:
+    """``obj`` as strict JSON on one line: non-finite numbers (NaN, infinity), which JSON has no
+    words for, are written as ``null``."""
+    import math
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(obj), allow_nan=False)
+
+
 def atomic_write_lines(path: str | os.PathLike, lines: Iterable[str]) -> Path:
     return atomic_write_text(path, "".join(line.rstrip("\n") + "\n" for line in lines))
 
@@ -83,15 +122,34 @@ def atomic_save_safetensors(path: str | os.PathLike, tensors: dict, metadata: di
     from safetensors.torch import save_file
 
     with replacing(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        try:
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        except OSError:
+            raise
+        except Exception as exc:  # safetensors' own error type wraps the OS error's number
+            code = re.search(r"os error (\d+)", str(exc))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), tmp) from None
     return Path(path)
 
 
+#: the safetensors writer's own temporary files (Rust's tempfile: ``.tmp`` and six characters)
+_RUST_TMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")
+
+
+def is_temporary(path: Path) -> bool:
+    """Whether ``path`` is a temporary file of a writer: ours (``.NAME.XXXX.tmp``, or any
+    ``*.tmp``) or the safetensors writer's (``.tmpXXXXXX``)."""
+    return path.name.endswith(TMP_SUFFIX) or _RUST_TMP.fullmatch(path.name) is not None
+
+
 def remove_stray_temporaries(root: str | os.PathLike) -> int:
-    """Delete temporary files (``*.tmp``) a killed writer left below ``root``; return how many."""
+    """Delete the temporary files a killed writer left below ``root`` (:func:`is_temporary`);
+    return how many."""
     count = 0
-    for path in Path(root).rglob("*" + TMP_SUFFIX):
-        if path.is_file():
+    for path in list(Path(root).rglob("*")) if Path(root).is_dir() else []:
+        if is_temporary(path) and path.is_file():
             path.unlink()
             count += 1
     return count

@@ -9,6 +9,7 @@ root the caller names), ``method``, ``seed``, its provenance — ``source`` (ids
 An image whose kept region is known (its defect: ``Synthesis.masks``) gets its mask written beside it
 (``NNNNN_mask.png``, white on the region) and named in ``mask``; the method's per-image notes
 (``Synthesis.notes``: e.g. ``region_source``, a transplant's background) join its line.
+Lines are strict JSON: a metric that is not a finite number is written as ``null``.
 When a ``lagaug_filter_synthesized`` filter judged the batch (e.g. the quality gate), every line
 also says ``dropped`` (true / false) and a dropped one its ``reason``; dropped images are still
 written as PNGs, so the record and the report show them, but never join a training set.
@@ -24,7 +25,7 @@ import torch
 
 from lagaug.core.data.dataset import ImageSet
 from lagaug.core.method import Synthesis
-from lagaug.core.store import atomic_write_lines, save_png
+from lagaug.core.store import atomic_write_lines, save_png, strict_json
 
 MASK_SUFFIX = "_mask.png"  # beside a synthetic image: where its kept region (its defect) lies
 
@@ -77,7 +78,7 @@ def write_synthetic(root: Path, folder: str, synth: Synthesis, pool: ImageSet, *
         if per_image is not None:
             line.update(per_image(j))
         lines.append(line)
-    atomic_write_lines(root / folder / "manifest.jsonl", (json.dumps(line) for line in lines))
+    atomic_write_lines(root / folder / "manifest.jsonl", (strict_json(line) for line in lines))
     return lines
 
 
@@ -142,5 +143,5 @@ def write_sources(root: Path, folder: str, pool: ImageSet, synth: Synthesis, cho
         lines.append({"id": pool.ids[r], "file": name, "label": pool.class_names[int(pool.labels[r])],
                       "score": None if scores is None or r >= len(scores) else float(scores[r]),
                       "chosen": r in picked})
-    atomic_write_lines(root / folder / "sources.jsonl", (json.dumps(line) for line in lines))
+    atomic_write_lines(root / folder / "sources.jsonl", (strict_json(line) for line in lines))
     return lines

@@ -26,7 +26,8 @@ def read_json(path: Path) -> Any:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """The lines of a JSON-lines file (a torn last line is skipped); ``[]`` when absent."""
+    """The lines of a JSON-lines file (a torn last line is skipped; a ``file`` that is not a path
+    becomes ``None``); ``[]`` when absent."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError:
@@ -39,6 +40,8 @@ def read_jsonl(path: Path) -> list[dict]:
             except ValueError:
                 continue
             if isinstance(item, dict):
+                if not isinstance(item.get("file", ""), str):  # a damaged line: its image is not shown
+                    item["file"] = None
                 out.append(item)
     return out
 
@@ -147,7 +150,7 @@ class AugmentRun(Run):
         folder = self.root / "synthetic" / f"it{n:03d}" / "sources"
         out = {}
         for line in read_jsonl(folder / "sources.jsonl"):
-            if "id" in line and "file" in line:
+            if "id" in line and line.get("file"):
                 out[str(line["id"])] = {**line, "file": f"synthetic/it{n:03d}/sources/{line['file']}"}
         return out
 

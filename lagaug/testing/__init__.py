@@ -10,6 +10,11 @@
   or blob and its exact mask (regions, anomaly maps, keeping and transplanting a defect).
 """
 
+try:
+    import pytest  # noqa: F401
+except ImportError:  # pragma: no cover - exercised in a process without pytest
+    raise ImportError('lagaug.testing needs pytest: install the test extra, pip install "lagaug[test]"') from None
+
 from lagaug.testing.contract import MethodContract
 from lagaug.testing.data import (
     CLASS_NAMES, DEFECT_CLASSES, TEST_ENSEMBLE, defect_npz, defect_set, learnable_images, learnable_npz, learnable_set,

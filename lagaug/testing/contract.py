@@ -83,15 +83,28 @@ class MethodContract:
     def test_stages_return_variants_per_source_with_valid_provenance(self, plugins, fitted, data):
         out = self.synthesize(plugins, fitted, data)
         n = 3 * self.variants
-        assert tuple(out.images.shape) == (n, *fitted.image_shape)
-        assert out.images.dtype == torch.float32
-        assert float(out.images.min()) >= 0.0 and float(out.images.max()) <= 1.0
-        assert tuple(out.soft.shape) == (n, self.classes)
-        assert torch.allclose(out.soft.sum(1), torch.ones(n), atol=1e-5) and bool((out.soft >= 0).all())
-        assert out.source.shape[0] == n and out.weight.shape == out.source.shape
-        assert bool((out.source < len(data.train)).all()) and bool((out.source >= -1).all())
-        assert set(out.primary.tolist()) <= {0, 3, 5}  # the primary source is a batch image
-        assert sorted(out.primary.tolist()) == sorted([0, 3, 5] * self.variants)
+        assert tuple(out.images.shape) == (n, *fitted.image_shape), (
+            f"decode must return ctx.variants ({self.variants}) images per source image of the method's shape: "
+            f"expected {(n, *fitted.image_shape)}, got {tuple(out.images.shape)}")
+        assert out.images.dtype == torch.float32, f"images must be float32, got {out.images.dtype}"
+        assert float(out.images.min()) >= 0.0 and float(out.images.max()) <= 1.0, (
+            f"images must lie in [0, 1], got [{float(out.images.min()):.3g}, {float(out.images.max()):.3g}]; clamp "
+            "them in decode")
+        assert tuple(out.soft.shape) == (n, self.classes), (
+            f"soft labels must be (N, K) = {(n, self.classes)}, got {tuple(out.soft.shape)}")
+        assert torch.allclose(out.soft.sum(1), torch.ones(n), atol=1e-5) and bool((out.soft >= 0).all()), (
+            "every soft label must be a distribution over the classes (non-negative, summing to 1)")
+        assert out.source.shape[0] == n and out.weight.shape == out.source.shape, (
+            f"source and weight must have one row per image: source {tuple(out.source.shape)}, weight "
+            f"{tuple(out.weight.shape)}, images {n}")
+        assert bool((out.source < len(data.train)).all()) and bool((out.source >= -1).all()), (
+            "sources must be rows of ctx.pool (or -1 padding); encode should set source=ctx.batch_rows(len(images))")
+        assert set(out.primary.tolist()) <= {0, 3, 5}, (
+            f"the primary (first) source of every image must be a row of the encoded batch (ctx.batch_rows(n) = "
+            f"[0, 3, 5]), got {sorted(set(out.primary.tolist()))}; set source=ctx.batch_rows(len(images)) in encode")
+        assert sorted(out.primary.tolist()) == sorted([0, 3, 5] * self.variants), (
+            f"every batch image must be the primary source of ctx.variants ({self.variants}) images (use "
+            f"latents.repeat(ctx.variants) in resample), got primaries {sorted(out.primary.tolist())}")
 
     def test_soft_labels_follow_the_sources(self, plugins, fitted, data):
         if not self.soft_from_sources:
@@ -102,32 +115,44 @@ class MethodContract:
             rows, weights = out.source[j], out.weight[j]
             used = rows >= 0
             expected = (weights[used, None] * onehot[rows[used]]).sum(0) / weights[used].sum()
-            assert torch.allclose(out.soft[j], expected, atol=1e-5), f"image {j}"
+            assert torch.allclose(out.soft[j], expected, atol=1e-5), (
+                f"image {j}: its soft label {out.soft[j].tolist()} must be the weighted mix of its sources' labels "
+                f"{expected.tolist()} (or set soft_from_sources = False for a method with its own labelling rule)")
 
     def test_same_seed_same_images_other_seed_other_images(self, plugins, fitted, data):
         a = self.synthesize(plugins, fitted, data, seed=1)
         b = self.synthesize(plugins, fitted, data, seed=1)
-        assert torch.equal(a.images, b.images) and torch.equal(a.source, b.source)
+        assert torch.equal(a.images, b.images) and torch.equal(a.source, b.source), (
+            "the same seed must give the same images and sources: draw every random number from ctx.generator")
         if self.random:
             c = self.synthesize(plugins, fitted, data, seed=2)
-            assert not torch.equal(a.images, c.images)
+            assert not torch.equal(a.images, c.images), (
+                "another seed must give other images: draw from ctx.generator (or set random = False for a "
+                "method that draws nothing)")
 
     def test_randomness_comes_only_from_the_context_generator(self, plugins, fitted, data):
         torch.manual_seed(123)
         before = torch.get_rng_state()
         a = self.synthesize(plugins, fitted, data, seed=4)
-        assert torch.equal(torch.get_rng_state(), before), "the global RNG moved"
+        assert torch.equal(torch.get_rng_state(), before), (
+            "the global RNG moved: draw with generator=ctx.generator (torch.randn(..., generator=ctx.generator)), "
+            "never torch's global generator")
         torch.manual_seed(999)
         b = self.synthesize(plugins, fitted, data, seed=4)
-        assert torch.equal(a.images, b.images), "the global RNG changed the images"
+        assert torch.equal(a.images, b.images), (
+            "the global RNG changed the images: draw every random number from ctx.generator")
 
     def test_save_load_round_trip_makes_identical_images(self, plugins, fitted, data, tmp_path):
         fitted.save(tmp_path / "gen")
         loaded = load_generator(tmp_path / "gen", expect_method=self.method, plugins=plugins)
-        assert type(loaded) is type(fitted) and loaded.config == fitted.config
+        assert type(loaded) is type(fitted) and loaded.config == fitted.config, (
+            f"a saved generator must load as the same class with the same config: saved {fitted.config!r}, "
+            f"loaded {loaded.config!r}")
         a = self.synthesize(plugins, fitted, data, seed=3)
         b = self.synthesize(plugins, loaded, data, seed=3)
-        assert torch.equal(a.images, b.images)
+        assert torch.equal(a.images, b.images), (
+            "a saved and reloaded generator must make identical images: return every network from modules() and "
+            "any other state from extra_state() / load_extra_state()")
 
     def test_too_small_images_are_refused(self, plugins):
         cls = plugins.get_method(self.method)

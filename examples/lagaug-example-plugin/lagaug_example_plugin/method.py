@@ -16,6 +16,7 @@ class JitterMethod(GeneratorMethod):
     name = "jitter"
     description = "Gaussian pixel jitter (example third-party plugin)"
     Config = JitterConfig
+    stage_options = frozenset({"sigma"})  # what `lagaug sample --set` may change on a saved generator
 
     def __init__(self, config, image_shape, class_names):
         super().__init__(config, image_shape, class_names)

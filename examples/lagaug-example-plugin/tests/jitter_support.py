@@ -11,9 +11,9 @@ if str(HERE) not in sys.path:
 def example_plugins():
     """A plugin manager that knows the example plugin (installed or not)."""
     import lagaug_example_plugin
-    from lagaug.core.plugins import make_plugin_manager
+    from lagaug import make_plugin_manager
 
     pm = make_plugin_manager()
-    if "jitter" not in pm.method_names():
-        pm.add_plugin(lagaug_example_plugin, "example", distribution="lagaug-example-plugin")
-    return pm
+    if "jitter" in pm.method_names():  # installed: found through its entry point
+        return pm
+    return make_plugin_manager(extra_plugins=[("example", lagaug_example_plugin)])

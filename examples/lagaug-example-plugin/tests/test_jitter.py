@@ -1,10 +1,12 @@
-"""The example plugin's own tests: the lagaug method contract, and what jitter itself promises."""
+"""The example plugin's own tests: the lagaug method contract, and what jitter itself promises.
+
+They use lagaug's public API only (``lagaug`` and ``lagaug.testing``)."""
 
 import pytest
 import torch
 
-from lagaug.core.errors import ConfigError
-from lagaug.testing import MethodContract, learnable_splits
+from lagaug import AugmentConfig, ConfigError, fit_generator, run_augment, sample_images
+from lagaug.testing import MethodContract, learnable_npz, learnable_splits
 
 
 class TestJitterContract(MethodContract):
@@ -20,8 +22,6 @@ class TestJitterContract(MethodContract):
 
 
 def test_sigma_sets_the_noise_strength(plugins):
-    from lagaug.core.generators import fit_generator, sample_images
-
     data = learnable_splits(size=8, train=(4, 4), val=(1, 1), test=(1, 1))
     method = fit_generator("jitter", data, overrides={"sigma": 0.0}, plugins=plugins)
     images = data.train.float_images([0, 1])
@@ -34,16 +34,13 @@ def test_sigma_sets_the_noise_strength(plugins):
 
 
 def test_a_bad_sigma_is_one_line(plugins):
-    from lagaug.core.generators import make_method
-
+    data = learnable_splits(size=8, train=(4, 4), val=(1, 1), test=(1, 1))
     with pytest.raises(ConfigError, match=r"--set sigma: expected float, got 'loud'"):
-        make_method("jitter", (1, 8, 8), ["a", "b"], {"sigma": "loud"}, plugins=plugins)
+        fit_generator("jitter", data, overrides={"sigma": "loud"}, plugins=plugins)
 
 
 def test_the_logger_hook_sees_every_iteration(plugins, tmp_path):
     import lagaug_example_plugin
-    from lagaug.core.loop import AugmentConfig, run_augment
-    from lagaug.testing import learnable_npz
 
     lagaug_example_plugin.ITERATIONS_SEEN.clear()
     run_augment(AugmentConfig(method="jitter", iterations=1, hard_k=2, variants=3, data=str(learnable_npz(tmp_path / "d.npz")),

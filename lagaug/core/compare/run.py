@@ -50,7 +50,7 @@ from lagaug.core.data.dataset import DataSplits, ImageSet
 from lagaug.core.ensemble import EnsembleConfig, check_classifier_input, steps_per_epoch
 from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.executor import Executor, job_resources, make_executor, node_label
-from lagaug.core.generators import load_generator, method_config
+from lagaug.core.generators import checked_options, load_generator, method_config
 from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
 from lagaug.core.progress import Progress
 from lagaug.core.rundir import RunDir
@@ -140,6 +140,11 @@ class Compare(RunJob, SynthesisStage, PseudoLabelStage):
 
             check_generator_dir(cfg.generator, cfg.method, pool)
             self.loaded = load_generator(cfg.generator, expect_method=cfg.method, plugins=self.pm)
+        shape = (pool.channels, *pool.image_size)
+        for label, src in self.sources.items():  # every source's options, for these images, before any write
+            checked_options(self.pm.get_method(src.method), src.options, shape, pool.class_names,
+                            saved=self.loaded if self.source_plan.group[label] == LOADED else None)
+        self.plugin_options = self.pm.plugin_options(cfg.set)
         identity = {"data": splits_fingerprint(self.splits), "unlabeled": pool_fingerprint(self.splits.unlabeled),
                     "generator": generator_fingerprint(cfg.generator)}
         self.identity = identity

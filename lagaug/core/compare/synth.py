@@ -74,7 +74,7 @@ class SourcePlan:
             if loaded is not None and src.method == loaded:
                 self.group[label] = LOADED
                 continue
-            stage = set(getattr(cls, "stage_options", ()))
+            stage = set(getattr(cls, "stage_options", None) or ())
             fit_fields = {k: v for k, v in configs[label].items() if k not in stage}
             key = json.dumps([src.method, fit_fields], sort_keys=True, default=str)
             self.group[label] = keys.setdefault(key, label)
@@ -189,7 +189,8 @@ class SynthesisStage:
             ctx = StageContext(generator=stage_generator(self.cfg.seed, *parts), device=self.device,
                                variants=1, options=dict(self.source_plan.options[label]), progress=self.progress,
                                pool=train, batch_index=sources, region_source=self.cfg.region_source,
-                               normal_classes=list(self.normal), unlabeled=self.splits.unlabeled)
+                               normal_classes=list(self.normal), unlabeled=self.splits.unlabeled,
+                               plugin_options=dict(self.plugin_options))
             if gated:
                 ctx.classify, ctx.gate = self.reference_classifier(r, train, val), GateConfig(
                     min_distance=self.cfg.gate_distance)

@@ -70,8 +70,19 @@ def _npz_images(arr: np.ndarray, key: str, path: Path, scale: dict[str, float] |
         raise DataError(f"{path}: {key} has dtype {arr.dtype}; store images as uint8 (or wider integers, or floats)")
     if arr.dtype.kind in "iu" and arr.min() < 0:
         raise DataError(f"{path}: {key} holds negative values ({int(arr.min())}); store images as unsigned values")
+    if arr.dtype.kind in "iu" and arr.dtype.itemsize > 4 and int(arr.max()) > 65535:
+        raise DataError(
+            f"{path}: {key} holds {arr.dtype} values up to {int(arr.max())}; integer images are read as 8 to 16 bits "
+            "(0..65535, in any integer type) or as 32 bits in a 32-bit type — store them as uint16 scaled to "
+            "0..65535, or as uint32")
     notes: Counter = Counter()
     full = (scale or _npz_scale([arr]))["f" if arr.dtype.kind == "f" else "iu"]
+    top = float(np.nanmax(arr)) if arr.size else 0.0
+    if 0 < top and top * 255.0 / full < 0.5:
+        raise DataError(
+            f"{path}: {key}: its largest value, {top:g}, is less than one grey level of the full scale {full:.0f} "
+            f"({arr.dtype}, scaled by the smallest standard depth that holds the data): every image would be "
+            "black; store the images scaled to their type's range")
     out = np.stack([to_uint8(img, full, notes) for img in arr])
     if notes["nan"]:
         warnings.warn(f"{path}: {key}: {notes['nan']} image(s) hold NaN values; they are read as 0 (black)",

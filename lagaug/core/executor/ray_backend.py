@@ -188,11 +188,19 @@ def _env_default(name: str, value: str) -> Iterator[None]:
         os.environ.pop(name, None)
 
 
+#: an HTTP/2 client's opening (the preface and an empty SETTINGS frame): what a gRPC client sends first
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+#: seconds a server that accepted the connection has to answer like gRPC
+ANSWER_TIMEOUT = 3.0
+
+
 def probe(address: str, timeout: float) -> None:
-    """Fail with one line when nothing accepts a connection at ``address``."""
+    """Fail with one line when nothing accepts a connection at ``address``, or when what answers
+    is not a Ray cluster: Ray's GCS and its client server speak gRPC (HTTP/2), whose server sends
+    a SETTINGS frame first; anything else would keep ``ray.init`` retrying for half a minute."""
     host, port = host_port(address)
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         if isinstance(exc, TimeoutError):
             reason = f"no answer in {timeout:.0f} s"
@@ -200,6 +208,24 @@ def probe(address: str, timeout: float) -> None:
             reason = exc.strerror or type(exc).__name__
         raise ConfigError(f"--ray-address {address}: no Ray cluster answers there ({reason}); start one with "
                           "`ray start --head` or correct the address") from None
+    head = b""
+    with sock:
+        try:
+            sock.settimeout(min(timeout, ANSWER_TIMEOUT))
+            sock.sendall(_H2_PREFACE)
+            while len(head) < 9:
+                chunk = sock.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+        except OSError:
+            pass
+    if len(head) < 9 or head[3] != 0x04:  # the frame type of SETTINGS
+        client = address.startswith("ray://")
+        raise ConfigError(f"--ray-address {address}: something answers at {host}:{port}, but not a Ray cluster (it "
+                          "does not speak gRPC); check the port — "
+                          + ("a Ray client server listens on 10001 by default" if client else
+                             "a Ray head listens on 6379 by default (ray://HOST:10001 for its client server)"))
 
 
 def host_port(address: str) -> tuple[str, int]:
@@ -207,11 +233,16 @@ def host_port(address: str) -> tuple[str, int]:
     client = address.startswith("ray://")
     rest = address[len("ray://"):] if client else address
     host, sep, port = rest.rpartition(":")
+    if sep and not port.isdigit() and not rest.endswith("]"):
+        raise ConfigError(f"--ray-address {address}: port {port!r} is not a number; use auto, HOST:PORT or "
+                          "ray://HOST:PORT")
     if not sep or not port.isdigit():
         host, port = rest, str(DEFAULT_PORTS["ray" if client else "gcs"])
     host = host.strip("[]")
     if not host:
         raise ConfigError(f"--ray-address {address!r} names no host; use auto, HOST:PORT or ray://HOST:PORT")
+    if not 1 <= int(port) <= 65535:
+        raise ConfigError(f"--ray-address {address}: {int(port)} is not a port number (1 to 65535)")
     return host, int(port)
 
 

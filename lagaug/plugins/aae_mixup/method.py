@@ -141,6 +141,11 @@ class AAEMixupMethod(GeneratorMethod):
     min_image_size: ClassVar[int] = 8
     stage_options: ClassVar[frozenset[str]] = frozenset(STAGE_OPTIONS)
 
+    @classmethod
+    def check_options(cls, config: AAEMixupConfig, image_shape, class_names) -> None:
+        """``partner_classes`` must name classes of the data."""
+        allowed_classes(config.partner_classes, list(class_names))
+
     def __init__(self, config: AAEMixupConfig, image_shape: tuple[int, int, int], class_names: list[str]):
         super().__init__(config, image_shape, class_names)
         self.latent_dim = config.latent_dim or auto_latent_dim(self.image_shape)
@@ -329,14 +334,8 @@ class AAEMixupMethod(GeneratorMethod):
         return pool, data.targets().float(), lambda r: r.to(torch.long)
 
     def _stage_options(self, ctx: StageContext) -> dict[str, Any]:
-        """The stage options (``ctx.options`` over the config), checked; fit-time keys that differ
-        from the fitted config are refused."""
-        for key, value in ctx.options.items():
-            if key not in STAGE_OPTIONS and value != getattr(self.config, key, value):
-                raise ConfigError(
-                    f"aae-mixup: {key} is fixed when the generator is fitted (this one has {key}="
-                    f"{getattr(self.config, key)}); fit a new generator to change it"
-                )
+        """The stage options (``ctx.options`` over the config), checked (the core refuses fit-time
+        keys that differ from the fitted config: :attr:`stage_options`)."""
         opt = {key: self.option(ctx, key) for key in STAGE_OPTIONS}
         if opt["partner"] not in PARTNER_RULES:
             raise ConfigError(f"aae-mixup: partner must be one of {', '.join(PARTNER_RULES)}, got {opt['partner']!r}")

@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import torch
 
-from lagaug.core.foreign import ALLOWED_GLOBALS, count_indexed, load_checkpoint_file
+from lagaug.core.foreign import ALLOWED_GLOBALS, check_tensor, count_indexed, load_checkpoint_file, need_tensor
 from lagaug.core.errors import CheckpointError
 from lagaug.plugins.stylegan2.method import StyleGAN2Config, StyleGAN2Method
 from lagaug.plugins.stylegan2.networks import resolutions
@@ -63,6 +63,7 @@ def _tensors(obj: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
         if not isinstance(value, torch.Tensor):
             raise CheckpointError(f"{path}: {what}[{key!r}] holds a {type(value).__name__}, expected a tensor")
         name = key[len("module."):] if key.startswith("module.") else key
+        check_tensor(path, f"{what}.{key}", value)  # real, finite numbers
         out[name] = value.float() if value.is_floating_point() else value
     return out
 
@@ -86,6 +87,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     latent_avg = obj.get("latent_avg")
     if latent_avg is not None and not isinstance(latent_avg, torch.Tensor):
         raise CheckpointError(f"{path}: 'latent_avg' holds a {type(latent_avg).__name__}, expected a tensor")
+    if latent_avg is not None:
+        check_tensor(path, "latent_avg", latent_avg)
     return {
         "g_ema": _tensors(obj["g_ema"], path, "g_ema"),
         "d": _tensors(obj["d"], path, "d") if obj.get("d") is not None else None,
@@ -95,25 +98,26 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     }
 
 
-def _need(state: Mapping[str, torch.Tensor], key: str, path: Path) -> torch.Tensor:
+def _need(state: Mapping[str, torch.Tensor], key: str, path: Path, dims: int) -> torch.Tensor:
+    """``g_ema[key]`` with ``dims`` dimensions (checked before its shape is read)."""
     if key not in state:
         raise CheckpointError(f"{path}: g_ema has no key {key!r}; not a StyleGAN2 generator of "
                               "rosinality/stylegan2-pytorch")
-    return state[key]
+    return need_tensor(state, key, path, dims, "")
 
 
 def infer_generator(state: Mapping[str, torch.Tensor], path: Path) -> dict[str, Any]:
     """Size, style dimension, mapping depth, image channels, channels per resolution and (for 64 px
     and up) the channel multiplier, from the shapes of a ``g_ema`` state dict."""
-    style = _need(state, "style.1.weight", path)
+    style = _need(state, "style.1.weight", path, 2)
     n_rgbs = count_indexed(state, r"to_rgbs\.(\d+)\.conv\.weight$")
     size = 2 ** (n_rgbs + 2)
     if n_rgbs < 1:
         raise CheckpointError(f"{path}: g_ema has no 'to_rgbs.N' layers; lagaug needs a generator of "
                               "at least 8x8 images")
-    channels = {4: int(_need(state, "input.input", path).shape[1])}
+    channels = {4: int(_need(state, "input.input", path, 4).shape[1])}
     for j, res in enumerate(resolutions(size)[1:]):
-        channels[res] = int(_need(state, f"convs.{2 * j}.conv.weight", path).shape[1])
+        channels[res] = int(_need(state, f"convs.{2 * j}.conv.weight", path, 5).shape[1])
     base = channels[4]
     multiplier = None
     if size >= 64 and base % 2 == 0 and channels[64] % (base // 2) == 0:
@@ -124,7 +128,7 @@ def infer_generator(state: Mapping[str, torch.Tensor], path: Path) -> dict[str, 
         "size": size,
         "style_dim": int(style.shape[1]),
         "n_mlp": count_indexed(state, r"style\.(\d+)\.weight$"),
-        "img_channels": int(_need(state, "to_rgb1.conv.weight", path).shape[1]),
+        "img_channels": int(_need(state, "to_rgb1.conv.weight", path, 5).shape[1]),
         "channels": channels,
         "channel_multiplier": multiplier,
     }
@@ -137,6 +141,7 @@ def _load_checked(module: torch.nn.Module, state: Mapping[str, torch.Tensor], pa
         if key not in state:
             raise CheckpointError(f"{path}: {what} has no key {key!r} (expected shape {tuple(value.shape)}); "
                                   "not a StyleGAN2 of rosinality/stylegan2-pytorch")
+        check_tensor(path, f"{what}.{key}", state[key], value)
         if tuple(state[key].shape) != tuple(value.shape):
             raise CheckpointError(f"{path}: {what} key {key!r} has shape {tuple(state[key].shape)}, expected "
                                   f"{tuple(value.shape)} for the generator inferred from its shapes")

@@ -75,7 +75,8 @@ class StyleGAN2Method(GeneratorMethod):
     version: ClassVar[int] = 1
     Config: ClassVar[type] = StyleGAN2Config
     min_image_size: ClassVar[int] = 8
-    stage_options: ClassVar[frozenset[str]] = frozenset({"direction", "magnitude"})
+    stage_options: ClassVar[frozenset[str]] = frozenset(
+        (*PROJECTION_OPTIONS, "direction", "magnitude", "class_max_images", "class_proj_steps"))
 
     @classmethod
     def import_checkpoint(cls, files, *, out, class_names, image_size=None, **options) -> "StyleGAN2Method":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -317,14 +316,9 @@ class GANTrainer:
 
 def save_checkpoint(directory: Path, trainer: GANTrainer, fingerprint: str) -> None:
     """Write the training state to ``directory`` (safetensors + JSON, each written atomically)."""
-    from safetensors.torch import save_file
+    from lagaug.core.store import atomic_save_safetensors, atomic_write_text
 
-    from lagaug.core.store import atomic_write_text
-
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / "train_state.safetensors.tmp"
-    save_file(trainer.state_tensors(), str(tmp))
-    os.replace(tmp, directory / "train_state.safetensors")
+    atomic_save_safetensors(directory / "train_state.safetensors", trainer.state_tensors())
     atomic_write_text(directory / "train_state.json",
                       json.dumps({**trainer.state_meta(), "fingerprint": fingerprint}) + "\n")
 

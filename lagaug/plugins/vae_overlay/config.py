@@ -8,7 +8,7 @@ Everything else is our choice and says so below.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 from lagaug.core.errors import ConfigError
@@ -110,3 +110,7 @@ class VAEOverlayConfig:
     def group_steps(self) -> int:
         """Optimisation steps of one group VAE."""
         return self.epochs * -(-self.copies // self.batch_copies)
+
+
+#: the options a saved generator takes at sampling time: every one but the class VAEs' (fitted by ``fit``)
+STAGE_OPTIONS = tuple(f.name for f in fields(VAEOverlayConfig) if f.name not in ("class_steps", "batch_size"))

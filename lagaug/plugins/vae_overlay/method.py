@@ -36,7 +36,7 @@ import torch
 from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.method import FitContext, GeneratorMethod, Latents, StageContext, Synthesis
 from lagaug.plugins.vae.model import reparameterize, vae_loss
-from lagaug.plugins.vae_overlay.config import VAEOverlayConfig
+from lagaug.plugins.vae_overlay.config import STAGE_OPTIONS, VAEOverlayConfig
 from lagaug.plugins.vae_overlay.model import OverlayVAE, train_on_copies
 from lagaug.plugins.vae_overlay.overlay import choose_partners, combine, norm_rank, partner_rows, rule_rows
 
@@ -73,6 +73,7 @@ class VAEOverlayMethod(GeneratorMethod):
     version: ClassVar[int] = 1
     Config: ClassVar[type] = VAEOverlayConfig
     min_image_size: ClassVar[int] = 8
+    stage_options: ClassVar[frozenset[str]] = frozenset(STAGE_OPTIONS)
 
     def __init__(self, config: VAEOverlayConfig, image_shape: tuple[int, int, int], class_names: list[str]):
         super().__init__(config, image_shape, class_names)

@@ -231,6 +231,18 @@ def parse_box(region: Any) -> tuple[int, int, int, int]:
     return box
 
 
+def check_region(region: Any, bottom_shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The box ``region`` (``"y0,x0,y1,x1"``) checked against a bottom map of ``bottom_shape``
+    cells: non-empty and inside it, else a one-line :class:`ConfigError`."""
+    hb, wb = bottom_shape
+    box = parse_box(region)
+    y0, x0, y1, x1 = box
+    if not (0 <= y0 < y1 <= hb and 0 <= x0 < x1 <= wb):
+        raise ConfigError(f"--set region={','.join(map(str, box))}: outside the {hb}x{wb} bottom map or empty; "
+                          f"give y0,x0,y1,x1 with 0 <= y0 < y1 <= {hb} and 0 <= x0 < x1 <= {wb}")
+    return box
+
+
 def region_mask(region: Any, fraction: Any, shape: tuple[int, int, int], generator) -> torch.Tensor:
     """Boolean ``(N, Hb, Wb)`` map of the bottom cells to resample: the box ``region``
     (``"y0,x0,y1,x1"``, or from Python a boolean ``(Hb, Wb)`` / ``(N, Hb, Wb)`` mask), else a box of
@@ -245,11 +257,7 @@ def region_mask(region: Any, fraction: Any, shape: tuple[int, int, int], generat
                 raise ConfigError(f"--set region: a mask must be ({hb}, {wb}) or ({n}, {hb}, {wb}) "
                                   f"(the bottom map), got {tuple(region.shape)}")
             return region.cpu().expand(n, hb, wb).clone()
-        box = parse_box(region)
-        y0, x0, y1, x1 = box
-        if not (0 <= y0 < y1 <= hb and 0 <= x0 < x1 <= wb):
-            raise ConfigError(f"--set region={','.join(map(str, box))}: outside the {hb}x{wb} bottom map; "
-                              f"give y0,x0,y1,x1 with 0 <= y0 < y1 <= {hb} and 0 <= x0 < x1 <= {wb}")
+        y0, x0, y1, x1 = check_region(region, (hb, wb))
         mask = torch.zeros(n, hb, wb, dtype=torch.bool)
         mask[:, y0:y1, x0:x1] = True
         return mask

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import torch
 
-from lagaug.core.foreign import ALLOWED_GLOBALS, count_indexed, load_checkpoint_file
+from lagaug.core.foreign import ALLOWED_GLOBALS, check_tensor, count_indexed, load_checkpoint_file, need_tensor
 from lagaug.core.errors import CheckpointError, ConfigError
 from lagaug.plugins.vqvae2.method import VQVAE2Config, VQVAE2Method
 from lagaug.plugins.vqvae2.pixelsnail import CausalConv2d
@@ -58,6 +58,7 @@ def _state_dict(obj: Any, path: Path, kind: str) -> tuple[dict[str, torch.Tensor
             raise CheckpointError(f"{path}: key {key!r} holds a {type(value).__name__}, expected a "
                                   "tensor; not a reference checkpoint")
         name = key[len("module."):] if key.startswith("module.") else key
+        check_tensor(path, key, value)  # real, finite numbers
         state[name] = value.float() if value.is_floating_point() else value
     looks_vqvae = any(k.startswith("enc_b.") for k in state)
     if kind == "vqvae" and not looks_vqvae:
@@ -68,26 +69,25 @@ def _state_dict(obj: Any, path: Path, kind: str) -> tuple[dict[str, torch.Tensor
     return state, args
 
 
-def _need(state: Mapping[str, torch.Tensor], key: str, path: Path) -> torch.Tensor:
-    if key not in state:
-        raise CheckpointError(f"{path}: missing key {key!r}; not a checkpoint of the reference "
-                              "implementation (or of another architecture)")
-    return state[key]
+def _need(state: Mapping[str, torch.Tensor], key: str, path: Path, dims: int = 4) -> torch.Tensor:
+    """``state[key]`` with ``dims`` dimensions (checked before its shape is read)."""
+    return need_tensor(state, key, path, dims, "not a checkpoint of the reference implementation (or of another "
+                                               "architecture)")
 
 
 def infer_vqvae(state: Mapping[str, torch.Tensor], path: Path) -> dict[str, int]:
     """VQ-VAE-2 sizes from tensor shapes."""
     n_res = count_indexed(state, r"enc_b\.blocks\.(\d+)\.conv\.1\.weight$")
-    embed_t = _need(state, "quantize_t.embed", path)
-    embed_b = _need(state, "quantize_b.embed", path)
-    if embed_t.dim() != 2 or embed_b.shape != embed_t.shape:
+    embed_t = _need(state, "quantize_t.embed", path, 2)
+    embed_b = _need(state, "quantize_b.embed", path, 2)
+    if embed_b.shape != embed_t.shape:
         raise CheckpointError(f"{path}: key 'quantize_b.embed' has shape {tuple(embed_b.shape)}, "
                               f"expected {tuple(embed_t.shape)} like 'quantize_t.embed'")
     return {
         "in_channel": int(_need(state, "enc_b.blocks.0.weight", path).shape[1]),
         "channel": int(_need(state, "enc_b.blocks.2.weight", path).shape[0]),
         "n_res_block": n_res,
-        "n_res_channel": int(state["enc_b.blocks.5.conv.1.weight"].shape[0]) if n_res else 32,
+        "n_res_channel": int(_need(state, "enc_b.blocks.5.conv.1.weight", path).shape[0]) if n_res else 32,
         "embed_dim": int(embed_t.shape[0]),
         "n_embed": int(embed_t.shape[1]),
     }
@@ -97,10 +97,10 @@ def infer_prior(state: Mapping[str, torch.Tensor], args: Any, path: Path) -> dic
     """PixelSNAIL constructor arguments from tensor shapes (and ``args.dropout`` when stored)."""
     stem = _need(state, "horizontal.conv.conv.weight_v", path)
     conv1 = _need(state, "blocks.0.resblocks.0.conv1.conv.conv.weight_v", path)
-    background = _need(state, "background", path)
-    if background.dim() != 4:
-        raise CheckpointError(f"{path}: 'background' has shape {tuple(background.shape)}, expected "
+    if "background" in state and state["background"].dim() != 4:
+        raise CheckpointError(f"{path}: 'background' has shape {tuple(state['background'].shape)}, expected "
                               "(1, 2, height, width); is this a PixelSNAIL checkpoint?")
+    background = _need(state, "background", path)
     out = {
         "shape": tuple(int(v) for v in background.shape[2:]),
         "n_class": int(stem.shape[1]),
@@ -117,12 +117,14 @@ def infer_prior(state: Mapping[str, torch.Tensor], args: Any, path: Path) -> dic
         "n_out_res_block": count_indexed(state, r"out\.(\d+)\.conv1\."),
     }
     if "cond_resnet.blocks.0.conv.weight_v" in state:
-        first = state["cond_resnet.blocks.0.conv.weight_v"]
+        first = _need(state, "cond_resnet.blocks.0.conv.weight_v", path)
         out.update(n_cond_res_block=count_indexed(state, r"cond_resnet\.blocks\.(\d+)\.conv1\."),
                    cond_res_channel=int(first.shape[0]), cond_res_kernel=int(first.shape[-1]))
-    if out["kernel_size"] % 2 == 0:
-        raise CheckpointError(f"{path}: key 'blocks.0.resblocks.0.conv1.conv.conv.weight_v' has an "
-                              f"even kernel {tuple(conv1.shape[-2:])}; only odd kernels are supported")
+    for key, kernel in (("blocks.0.resblocks.0.conv1.conv.conv.weight_v", out["kernel_size"]),
+                        ("cond_resnet.blocks.0.conv.weight_v", out["cond_res_kernel"])):
+        if kernel % 2 == 0:
+            raise CheckpointError(f"{path}: key {key!r} has an even kernel {tuple(state[key].shape[-2:])}; only "
+                                  "odd kernels are supported")
     return out
 
 
@@ -134,6 +136,7 @@ def _load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], path:
         if key not in state:
             raise CheckpointError(f"{path}: missing key {key!r} (expected shape "
                                   f"{tuple(value.shape)}) for the {what} inferred from its shapes")
+        check_tensor(path, key, state[key], value)
         if tuple(state[key].shape) != tuple(value.shape):
             raise CheckpointError(f"{path}: key {key!r} has shape {tuple(state[key].shape)}, "
                                   f"expected {tuple(value.shape)} for the {what} inferred from its shapes")
@@ -151,7 +154,7 @@ def mask_causal_weights(module: torch.nn.Module, state: dict[str, torch.Tensor])
     for name, sub in module.named_modules():
         mask = sub.conv.conv.mask if isinstance(sub, CausalConv2d) else None
         key = f"{name}.conv.conv.weight_v"
-        if mask is not None and key in state and state[key].shape == mask.shape:
+        if mask is not None and key in state and state[key].shape == mask.shape and state[key].is_floating_point():
             removed += int(((state[key] != 0) & (mask == 0)).sum())
             state[key] = state[key] * mask
     return removed
@@ -239,7 +242,11 @@ def import_reference(
         fields.update(_prior_config("prior", priors["bottom"][2]))
     if "top" in priors:
         fields.update(_prior_config("top_prior", priors["top"][2]), top_prior=True)
-    config = VQVAE2Config(**fields)
+    try:
+        config = VQVAE2Config(**fields)
+    except ConfigError as exc:  # worded for --set, but the values come from the files' shapes
+        raise CheckpointError(f"{vq_path}: the files' tensor shapes give an unsupported VQ-VAE-2 "
+                              f"({str(exc).removeprefix('--set ')})") from None
     method = VQVAE2Method(config, (vq["in_channel"], height, width), list(class_names or []))
 
     _load_checked(method.vqvae, vq_state, vq_path, "VQ-VAE-2")

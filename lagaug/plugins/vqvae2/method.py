@@ -41,7 +41,7 @@ from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.method import FitContext, GeneratorMethod, Latents, StageContext, Synthesis
 from lagaug.plugins.vqvae2 import diagnostics as diag
 from lagaug.plugins.vqvae2.config import (  # noqa: F401  (VQVAE2Config, parse_box: public here too)
-    PRESETS, VQVAE2Config, auto_bottom_stride, check_temperature, parse_box, region_mask,
+    PRESETS, VQVAE2Config, auto_bottom_stride, check_region, check_temperature, is_whole_map, parse_box, region_mask,
 )
 from lagaug.core.regions.masks import blend_region
 from lagaug.plugins.vqvae2.keep import plan_keep
@@ -68,6 +68,14 @@ class VQVAE2Method(GeneratorMethod):
     region_mode: ClassVar[str] = "self"  # keeps the codes under a region (keep.py)
     stage_options: ClassVar[frozenset[str]] = frozenset({"temperature", "region", "resample_fraction", "keep",
                                                          "keep_margin", "keep_pixels", "transplant", "seam"})
+
+    @classmethod
+    def check_options(cls, config: VQVAE2Config, image_shape, class_names) -> None:
+        """A ``region`` box must lie inside the bottom map of these images."""
+        _, h, w = image_shape
+        if isinstance(config.region, str) and not is_whole_map(config.region):
+            s = auto_bottom_stride(h, w) if config.bottom_stride == "auto" else int(config.bottom_stride)
+            check_region(config.region, (h // s, w // s))
 
     @classmethod
     def import_checkpoint(cls, files, *, out, class_names, image_size=None, **options) -> "VQVAE2Method":
