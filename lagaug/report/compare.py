@@ -165,7 +165,8 @@ def generators_section(run: CompareRun) -> str:
     for r, folder in run.repeats:
         meta = read_json(folder / "generator" / "generator.json")
         blocks.append(details(f"repeat {r}", S.generator_block(run, folder / "generator", meta,
-                                                                f"repeat {r}: generator.json"), open_=r == 0))
+                                                                f"repeat {r}: generator.json", f"fit-r{r}"),
+                              open_=r == 0))
     return section("generator", "Generators", "".join(blocks) or note("No generator was fitted."))
 
 
