@@ -241,6 +241,13 @@ def test_compare_report_from_a_real_run(pm, data, tmp_path):
     for c in results["comparisons"]:
         assert f"{c['arm']} vs {c['baseline']}" in text
     assert "p (Holm)" in text and {"plot-auc", "plot-f1", "plot-accuracy"} <= {a.get("id") for a in page.of("svg")}
+    # the data as the run used it: the loader's validation split (a fifth of each class, rounded), not --val-fraction
+    said = ("Training images: the source's training split, 31 per repeat; validation: the source's validation split, "
+            "9 images, carved from the data's training images by the data loader (split seed 0), 5 of 24 ok, 2 of 8 "
+            "spot, 2 of 8 line (--val-fraction 0.15 was not applied: it carves only from data without a validation "
+            "split, or with --train-size).")
+    md = (out / "results.md").read_text()
+    assert said in text and said in md and "15%" not in text + md
     for r in (0, 1):
         lines = [json.loads(x) for x in (out / f"repeats/r{r:03d}/synthetic/manifest.jsonl").read_text().splitlines()]
         shown = [line for line in lines if line["id"] in page.tiles]
@@ -441,3 +448,26 @@ def test_fit_histories_are_found_in_each_method_s_shape_and_summed_up_in_the_tab
     html_text = history_plots(extra, "fit")
     assert html_text.count("<svg") == 3 and html_text.count('class="series"') == 4
     assert history_plots({"fit": {"seconds": 3}}, "fit") == ""
+
+
+def test_compare_wording_comes_from_the_numbers_the_run_used():
+    from lagaug.report.datatext import compare_split_text
+
+    data = {"counts": {"train": {"ok": 160, "defect": 16}, "val": {"ok": 40, "defect": 4}, "test": {"ok": 40}},
+            "carved": ["test", "val"], "split_seed": 3}
+    cells = [{"real": 176, "val_size": 44}] * 2
+    assert compare_split_text({"val_fraction": 0.15}, data, cells) == (
+        "Training images: the source's training split, 176 per repeat; validation: the source's validation split, 44 "
+        "images, carved from the data's training images by the data loader (split seed 3), 20% of each class "
+        "(--val-fraction 0.15 was not applied: it carves only from data without a validation split, or with "
+        "--train-size).")
+    given = {**data, "carved": []}
+    assert "validation split, 44 images, as the data provided it (" in compare_split_text({"val_fraction": 0.15},
+                                                                                          given, cells)
+    drawn = [{"real": 21, "val_size": 3}, {"real": 22, "val_size": 2}]
+    assert compare_split_text({"train_size": 24, "val_fraction": 0.1, "balanced": False}, data, drawn) == (
+        "Training images: a fresh draw of 24 images per repeat from the source's training and validation images, "
+        "in the classes' proportions (21 or 22 per repeat after validation was carved: 2 or 3 validation images, "
+        "10% of each class, at least one).")
+    assert compare_split_text({"train_size": 24, "val_fraction": 0, "balanced": True}, data, drawn).endswith(
+        "the same number per class (21 or 22 per repeat); no validation images (--val-fraction 0).")

@@ -4,6 +4,7 @@ corrected p-values, every cell, a sample of the synthetic images, the data and t
 from __future__ import annotations
 
 from lagaug.report import sections as S
+from lagaug.report.datatext import compare_split_text
 from lagaug.report.html import details, esc, note, num, section, table, value_text
 from lagaug.report.plot import Point, interval_svg
 from lagaug.report.read import CompareRun, read_json
@@ -178,7 +179,8 @@ def build(run: CompareRun, plugins: list[dict] | None = None) -> tuple[str, list
     intro = (f"<p>Classifiers trained side by side on {esc(', '.join(_arms(run)))} over "
              f"{esc(num(cfg.get('repeats')))} repeat(s); preset {esc(cfg.get('preset', '?'))}"
              f"{' with ' + esc(value_text(ens)) if ens else ''}; "
-             f"{esc(num(cfg.get('synthetic_per_image')))} synthetic image(s) per real training image.</p>")
+             f"{esc(num(cfg.get('synthetic_per_image')))} synthetic image(s) per real training image.</p>"
+             + (f"<p>{esc(compare_split_text(cfg, run.data, run.cells))}</p>" if run.cells else ""))
     first = read_json(run.repeats[0][1] / "generator" / "generator.json") if run.repeats else None
     body = "".join([status(run), intro, arms_section(run), comparisons_section(run), cells_section(run),
                     images_section(run), S.data_section(run), generators_section(run), S.config_section(run),
