@@ -61,8 +61,7 @@ def results_section(run: AugmentRun) -> str:
     others = [{"iteration": m["iteration"], **{k: v for k, v in m.items() if k not in KNOWN_METRICS}}
               for m in run.iterations]
     if any(len(o) > 1 for o in others):
-        parts.append(details("other figures per iteration", S.flat_table(others, "Other figures in metrics.json"),
-                             open_=True))
+        parts.append(details("other figures per iteration", S.flat_table(others, "Other figures in metrics.json")))
     member_rows = []
     for m in run.iterations:
         records = m.get("members") or []
