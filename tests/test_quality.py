@@ -91,7 +91,8 @@ def test_summary_counts_what_passed_per_class(batch):
     s = summarize(synth, ["ok", "defect"], classes=[1])
     assert (s["made"], s["kept"], s["dropped"]) == (4, 1, 3)
     assert s["dropped_by_reason"] == {"class lost": 2, "near-duplicate of its source": 1}
-    assert s["by_class"] == {"defect": {"made": 3, "passed": 1}}
+    assert s["by_class"] == {"defect": {"made": 3, "passed": 1, "class_wins_mean": round(2 / 3, 6),
+                                        "label_fidelity_mean": round((0.85 + 0.2 + 0.8) / 3, 6)}}
     assert s["class_wins_mean"] == 0.5
 
 
@@ -161,9 +162,10 @@ def test_the_loop_records_label_fidelity_and_the_gate(example_plugin, learn_npz,
     assert all((out / x["file"]).exists() for x in lines)
     assert on.rows[1]["added"] == 0 and on.rows[1]["train_size"] == on.rows[0]["train_size"]
     q = json.loads((out / "synthetic" / "it001" / "quality.json").read_text())
-    assert q["by_class"] == {"spot": {"made": 6, "passed": 0}} and q["dropped_by_reason"]["near-duplicate of its source"] == 6
+    assert {k: q["by_class"]["spot"][k] for k in ("made", "passed")} == {"made": 6, "passed": 0}
+    assert q["dropped_by_reason"]["near-duplicate of its source"] == 6
     text = quality_lines(on.rows)[0]
-    assert text.startswith("round 1: 6 made") and "spot: 0 of 6 passed" in text and "validation images" in text
+    assert text.startswith("round 1: 6 made") and "spot: 0 of 6 passed" in text and "spot validation images" in text
 
     # killed before round 1 was written: the resumed run scores with iteration 0's saved ensemble
     first = (out / "synthetic" / "it001" / "manifest.jsonl").read_text()
@@ -230,3 +232,76 @@ def test_compare_gate_arm_trains_on_what_the_gate_kept(tmp_path):
     with pytest.raises(DataError, match="the quality gate dropped every synthetic image"):
         run_compare(CompareConfig(method="copy", arms=["real", "copy+gate"], repeats=1, train_size=24,
                                   out=str(tmp_path / "copy"), ensemble=ens), splits=splits, plugins=pm)
+
+
+def test_validation_reference_compares_each_class_with_its_own_validation_images(batch):
+    from lagaug.core.quality import MIN_REFERENCE, validation_reference
+
+    synth, ctx = batch
+    score(synth, ctx)
+    s = summarize(synth, ["ok", "defect"])
+    assert s["by_class"]["defect"] == {"made": 3, "passed": 3, "class_wins_mean": round(2 / 3, 6),
+                                       "label_fidelity_mean": round((0.85 + 0.2 + 0.8) / 3, 6)}
+    # validation: 12 bright defects (all win), 2 ok of which one is bright (loses)
+    val = torch.tensor([0.9] * 12 + [0.1, 0.7])
+    probs = brightness_classifier(val.reshape(-1, 1, 1, 1))
+    targets = torch.nn.functional.one_hot(torch.tensor([1] * 12 + [0, 0]), 2).float()
+    validation_reference(s, probs, targets, ["ok", "defect"])
+    defect, ok = s["by_class"]["defect"], s["by_class"]["ok"]
+    assert (defect["val_images"], defect["val_class_wins_mean"], defect["val_too_few"]) == (12, 1.0, False)
+    assert defect["val_label_fidelity_mean"] == pytest.approx(0.9, abs=1e-6)
+    assert (ok["val_images"], ok["val_class_wins_mean"], ok["val_too_few"]) == (2, 0.5, True) and MIN_REFERENCE == 10
+    assert ok["val_label_fidelity_mean"] == pytest.approx((0.9 + 0.3) / 2, abs=1e-6)
+    assert s["val_class_wins_mean"] == round(13 / 14, 6) and s["val_images"] == 14
+    assert s["val_class_wins_matched"] == round((3 * 1.0 + 1 * 0.5) / 4, 6)  # weighted by the images made
+
+
+class LoseOneClass:
+    """Overrides ``lagaug_decode``: images meant as ``line`` become the training image the ensemble
+    is surest is ``ok`` (so they lose), ``spot`` ones the one it is surest is ``spot`` (they win)."""
+
+    @hookimpl
+    def lagaug_decode(self, method, latents, context):
+        synth = method.decode(latents, context)
+        pool = context.pool
+        probs = torch.as_tensor(context.classify(pool.float_images())).float()
+        names = pool.class_names
+        surest = {c: int(torch.where(pool.labels == c, probs[:, c], -1.0).argmax()) for c in range(len(names))}
+        want = synth.soft.argmax(1)
+        for j in range(len(synth)):
+            target = names.index("ok") if names[int(want[j])] == "line" else int(want[j])
+            synth.images[j] = pool.float_images([surest[target]])[0]
+        return synth
+
+
+def test_the_loop_compares_each_class_with_the_same_class_validation_images(example_plugin, learn_npz, tmp_path):
+    from lagaug.cli.render import quality_lines
+
+    pm = make_plugin_manager(extra_plugins=[("lose-one-class", LoseOneClass())])
+    out = tmp_path / "run"
+    result = run_augment(AugmentConfig(method="jitter", hard_k=24, iterations=1, data=str(learn_npz), image_size=16,
+                                       ensemble=1, epochs=2, seed=3, classes=["spot", "line"], out=str(out)),
+                         plugins=pm)
+    q = json.loads((out / "synthetic" / "it001" / "quality.json").read_text())
+    assert result.rows[1]["synthetic_quality"] == q
+    lines = [json.loads(x) for x in (out / "synthetic" / "it001" / "manifest.jsonl").read_text().splitlines()]
+    val_counts = json.loads((out / "data.json").read_text())["counts"]["val"]
+    for name in ("spot", "line"):
+        mine = [x for x in lines if x["label"] == name]
+        c = q["by_class"][name]
+        assert c["made"] == len(mine) > 0
+        assert c["class_wins_mean"] == round(sum(x["class_wins"] for x in mine) / len(mine), 6)
+        assert c["label_fidelity_mean"] == pytest.approx(sum(x["label_fidelity"] for x in mine) / len(mine), abs=1e-6)
+        assert c["val_images"] == val_counts[name] == 3 and c["val_too_few"] is True
+        assert 0 <= c["val_class_wins_mean"] <= 1 and 0 <= c["val_label_fidelity_mean"] <= 1
+    assert q["by_class"]["line"]["class_wins_mean"] == 0.0 and q["by_class"]["spot"]["class_wins_mean"] == 1.0
+    assert q["val_images"] == sum(val_counts.values())
+    made = {n: q["by_class"][n]["made"] for n in ("spot", "line")}
+    assert q["val_class_wins_matched"] == pytest.approx(
+        sum(made[n] * q["by_class"][n]["val_class_wins_mean"] for n in made) / sum(made.values()), abs=1e-6)
+    (text,) = quality_lines(result.rows)
+    line = q["by_class"]["line"]
+    assert (f"line: 0% of {made['line']} (line validation images: {100 * line['val_class_wins_mean']:.0f}% of 3, "
+            f"too few to be a reference), mean label fidelity {line['label_fidelity_mean']:.2f} "
+            f"(validation {line['val_label_fidelity_mean']:.2f})") in text
+    assert f"spot: 100% of {made['spot']} (spot validation images: " in text

@@ -241,6 +241,13 @@ def test_compare_report_from_a_real_run(pm, data, tmp_path):
     for c in results["comparisons"]:
         assert f"{c['arm']} vs {c['baseline']}" in text
     assert "p (Holm)" in text and {"plot-auc", "plot-f1", "plot-accuracy"} <= {a.get("id") for a in page.of("svg")}
+    # the data as the run used it: the loader's validation split (a fifth of each class, rounded), not --val-fraction
+    said = ("Training images: the source's training split, 31 per repeat; validation: the source's validation split, "
+            "9 images, carved from the data's training images by the data loader (split seed 0), 5 of 24 ok, 2 of 8 "
+            "spot, 2 of 8 line (--val-fraction 0.15 was not applied: it carves only from data without a validation "
+            "split, or with --train-size).")
+    md = (out / "results.md").read_text()
+    assert said in text and said in md and "15%" not in text + md
     for r in (0, 1):
         lines = [json.loads(x) for x in (out / f"repeats/r{r:03d}/synthetic/manifest.jsonl").read_text().splitlines()]
         shown = [line for line in lines if line["id"] in page.tiles]
@@ -339,3 +346,128 @@ def test_report_command_does_not_import_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
     assert (root / "report.html").is_file()
+
+
+def table_rows(html_text: str, caption: str) -> list[list[str]]:
+    """The body rows of the table with ``caption``, each a list of cell texts."""
+    body = html_text.split(f"<caption>{caption}</caption>", 1)[1].split("</table>", 1)[0].split("<tbody>", 1)[1]
+    return [[" ".join(re.sub(r"<[^>]+>", " ", c).split()) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row)]
+            for row in body.split("<tr>")[1:]]
+
+
+def test_the_report_shows_label_fidelity_per_class_and_the_ensemble_size(augment_run):
+    html_text = (augment_run / "report.html").read_text(encoding="utf-8")
+    text = Page(html_text).all_text()
+    assert "ensemble of 1 member(s), preset cpu" in text
+    assert "members[0]" not in html_text and "synthetic_quality" not in html_text  # no column dump
+    rows = table_rows(html_text, "Label fidelity per round and class")
+    expected = []
+    for n in (1, 2):
+        q = json.loads((augment_run / f"synthetic/it{n:03d}/quality.json").read_text())
+        assert q["by_class"]
+        for name, c in q["by_class"].items():
+            few = " (too few to be a reference)" if c["val_too_few"] else ""
+            expected.append([str(n), name, str(c["made"]), "no gate", f"{100 * c['class_wins_mean']:.0f}%",
+                             f"{100 * c['val_class_wins_mean']:.0f}% of {c['val_images']}{few}",
+                             f"{c['label_fidelity_mean']:.2f}", f"{c['val_label_fidelity_mean']:.2f}"])
+    assert rows == expected
+    assert "too few to be a reference" in rows[0][5]  # 2 or 3 validation images per class in this data
+    assert html_text.index('id="fidelity"') < html_text.index('id="images"')  # near the top
+    record = json.loads((augment_run / "iterations/it000/metrics.json").read_text())["members"][0]
+    members = table_rows(html_text, "Every ensemble member: test metrics and how it was trained")
+    assert members[0][:2] == ["0", "0"] and members[0][5:8] == [str(record["seed"]), str(record["kept_epoch"]),
+                                                                record["kept_because"]]
+
+
+def test_a_round_whose_images_the_gate_dropped_says_so(pm, data, tmp_path):
+    out = tmp_path / "run"  # share 0: every image a copy of its source, a near-duplicate
+    result = cli(pm, "augment", "--method", "blend", *TINY_AUGMENT, "--data", str(data), "--set", "share=0",
+                 "--quality-gate", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    page = read_page(out)
+    text = page.all_text()
+    for n in (1, 2):
+        assert (f"Round {n}: the quality gate dropped all 4 image(s) made, so none joined the training set: "
+                f"iteration {n} trained on the same images as iteration {n - 1}.") in text
+        assert (f"Round {n}: 2 hard image(s) chosen after iteration {n - 1}, 4 image(s) made — the quality gate "
+                f"dropped every one: none joins iteration {n}") in text
+    assert "the others join" not in text and "they join" not in text
+    rows = table_rows((out / "report.html").read_text(encoding="utf-8"), "Label fidelity per round and class")
+    assert {r[3] for r in rows} == {"0"}  # passed the gate
+
+
+def test_a_generator_given_with_generator_shows_its_fit_diagnostics_and_history(pm, data, tmp_path):
+    from lagaug.core.data.sources import load_data
+    from lagaug.core.generators import fit_generator
+
+    gen = tmp_path / "gen"
+    tiny = dict(latent_dim=2, width=4, disc_hidden=8, epochs=6, min_steps=6, batch_size=8, restarts=0)
+    fit_generator("aae-mixup", load_data(data, image_size=16), overrides=tiny, out=gen, plugins=pm)
+    meta = json.loads((gen / "generator.json").read_text())
+    history = meta["extra"]["fit"]["val_history"]
+    assert len(history) == 6
+    out = tmp_path / "run"
+    result = cli(pm, "augment", "--method", "aae-mixup", "--generator", str(gen), *TINY_AUGMENT, "--data", str(data),
+                 "--iterations", "1", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    page = rendered(out)
+    html_text = (out / "report.html").read_text(encoding="utf-8")
+    text = page.all_text()
+    assert f"Fitted before this run and given with --generator {gen}; read from there." in text
+    assert "fit diagnostics (generator.json extra)" in text
+    assert ["fit.recon", num(meta["extra"]["fit"]["recon"])] in table_rows(html_text, "fit diagnostics")
+    plot = next(a for a in page.of("svg") if a.get("id") == "fit-0")
+    assert plot["role"] == "img"
+    svg = html_text.split('id="fit-0"', 1)[1].split("</svg>", 1)[0]
+    assert "fit history: fit.val_history" in svg
+    (points,) = re.findall(r'<polyline class="series" points="([^"]+)"', svg)
+    assert len(points.split()) == 6  # one point per epoch
+    assert "val_history[0]" not in text and "val_recon: 6 values, first " in text  # no row per epoch
+    # the generator moved away: the page says so instead of failing
+    gen.rename(tmp_path / "moved")
+    text = Page(build_report(out)).all_text()
+    assert f"This run used the generator in {gen} (--generator), which is not there any more" in text
+
+
+def test_fit_histories_are_found_in_each_method_s_shape_and_summed_up_in_the_tables():
+    from lagaug.report.history import histories, history_plots, summarized
+
+    extra = {"vqvae": {"pretrain_loss": [], "train_loss": [0.5, 0.3, 0.2, 0.25], "recon_l1_train": 0.1},
+             "priors": {"bottom": {"train_loss": [3.0, 2.0, 1.5], "val_nll": [3.1, 2.4, 2.2], "chosen_epoch": 3}},
+             "fit": {"val_history": [{"epoch": e, "val_recon": 0.1 / e} for e in (1, 2, 3)],
+                     "pca_explained": [0.5, 0.3, 0.2], "per_class": [1, 2, 3]}}
+    found = {where: [(s.name, s.xs, s.ys) for s in series] for where, series in histories(extra)}
+    assert found == {
+        "vqvae": [("train_loss", [1.0, 2.0, 3.0, 4.0], [0.5, 0.3, 0.2, 0.25])],
+        "priors.bottom": [("train_loss", [1.0, 2.0, 3.0], [3.0, 2.0, 1.5]), ("val_nll", [1.0, 2.0, 3.0], [3.1, 2.4, 2.2])],
+        "fit.val_history": [("val_recon", [1.0, 2.0, 3.0], [0.1, 0.05, 0.1 / 3])],
+    }  # lists that are no history (pca_explained, per_class) and empty ones are left alone
+    short = summarized(extra)
+    assert short["vqvae"]["train_loss"] == "train_loss: 4 values, first 0.5, last 0.25, lowest 0.2 (plotted)"
+    assert short["fit"]["pca_explained"] == [0.5, 0.3, 0.2] and short["vqvae"]["pretrain_loss"] == []
+    html_text = history_plots(extra, "fit")
+    assert html_text.count("<svg") == 3 and html_text.count('class="series"') == 4
+    assert history_plots({"fit": {"seconds": 3}}, "fit") == ""
+
+
+def test_compare_wording_comes_from_the_numbers_the_run_used():
+    from lagaug.report.datatext import compare_split_text
+
+    data = {"counts": {"train": {"ok": 160, "defect": 16}, "val": {"ok": 40, "defect": 4}, "test": {"ok": 40}},
+            "carved": ["test", "val"], "split_seed": 3}
+    cells = [{"real": 176, "val_size": 44}] * 2
+    assert compare_split_text({"val_fraction": 0.15}, data, cells) == (
+        "Training images: the source's training split, 176 per repeat; validation: the source's validation split, 44 "
+        "images, carved from the data's training images by the data loader (split seed 3), 20% of each class "
+        "(--val-fraction 0.15 was not applied: it carves only from data without a validation split, or with "
+        "--train-size).")
+    given = {**data, "carved": []}
+    assert "validation split, 44 images, as the data provided it (" in compare_split_text({"val_fraction": 0.15},
+                                                                                          given, cells)
+    drawn = [{"real": 21, "val_size": 3}, {"real": 22, "val_size": 2}]
+    assert compare_split_text({"train_size": 24, "val_fraction": 0.1, "balanced": False}, data, drawn) == (
+        "Training images: a fresh draw of 24 images per repeat from the source's training and validation images, "
+        "in the classes' proportions (21 or 22 per repeat after validation was carved: 2 or 3 validation images, "
+        "10% of each class, at least one).")
+    assert compare_split_text({"train_size": 24, "val_fraction": 0, "balanced": True}, data, drawn).endswith(
+        "the same number per class (21 or 22 per repeat); no validation images (--val-fraction 0).")

@@ -89,18 +89,23 @@ def filter_names(filters: list | None) -> str:
 
 
 def quality_lines(rows: list[dict]) -> list[str]:
-    """One line per round with synthetic images: label fidelity beside the validation images' rate,
-    and what the quality gate dropped and passed (per class, for the classes augmented)."""
+    """One line per round with synthetic images: per intended class, the share whose class wins
+    and their mean label fidelity beside the same class's validation images (how many, and
+    flagged when too few to be a reference), and what the quality gate dropped and passed."""
     lines = []
     for r in rows:
         q = r.get("synthetic_quality")
         if not isinstance(q, dict) or not q.get("made"):
             continue
         bits = [f"round {r['iteration']}: {q['made']} made"]
-        if "class_wins_mean" in q:
+        per_class = [class_fidelity(name, c) for name, c in q.get("by_class", {}).items()
+                     if c.get("made") and "class_wins_mean" in c]
+        if per_class:
+            bits.append("intended class wins — " + "; ".join(per_class))
+        elif "class_wins_mean" in q:  # a run written before the per-class figures
             val = q.get("val_class_wins_mean")
             bits.append(f"intended class wins for {100 * q['class_wins_mean']:.0f}% of them"
-                        + (f" (validation images: {100 * val:.0f}%)" if val is not None else "")
+                        + (f" (all validation images: {100 * val:.0f}%)" if val is not None else "")
                         + f", mean label fidelity {q['label_fidelity_mean']:.2f}")
         if q.get("gate"):
             why = ", ".join(f"{k} {v}" for k, v in sorted(q.get("dropped_by_reason", {}).items()))
@@ -111,3 +116,20 @@ def quality_lines(rows: list[dict]) -> list[str]:
                         + (f" — {passed}" if passed else ""))
         lines.append("; ".join(bits))
     return lines
+
+
+def class_fidelity(name: str, c: dict) -> str:
+    """``defect: 75% of 4 (defect validation images: 92% of 12), mean label fidelity 0.71
+    (validation 0.80)``; a class with too few validation images says so."""
+    text = f"{name}: {100 * c['class_wins_mean']:.0f}% of {c['made']}"
+    n = c.get("val_images")
+    if n == 0:
+        text += f" (no {name} validation images to compare with)"
+    elif n is not None and "val_class_wins_mean" in c:
+        text += (f" ({name} validation images: {100 * c['val_class_wins_mean']:.0f}% of {n}"
+                 + (", too few to be a reference" if c.get("val_too_few") else "") + ")")
+    if "label_fidelity_mean" in c:
+        text += f", mean label fidelity {c['label_fidelity_mean']:.2f}"
+        if "val_label_fidelity_mean" in c:
+            text += f" (validation {c['val_label_fidelity_mean']:.2f})"
+    return text

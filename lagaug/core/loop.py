@@ -443,17 +443,15 @@ class Loop(RunJob):
 
     def write_quality(self, nxt: int, synth: Synthesis, classify, it: int) -> None:
         """``synthetic/itNNN/quality.json``: the batch's label fidelity and the gate's verdicts,
-        beside the share of validation images whose class wins under the same ensemble."""
-        from lagaug.core.quality import QUALITY_FILE, class_wins, summarize
+        class by class beside the same class's validation images under the same ensemble."""
+        from lagaug.core.quality import QUALITY_FILE, summarize, validation_reference
         from lagaug.core.store import atomic_write_json
 
         names = self.splits.train.class_names
         summary = {"classifier": f"iteration {it} ensemble", **summarize(synth, names, self.classes)}
         val = self.splits.val
         if len(val):
-            wins = class_wins(classify(val.float_images()), val.targets())
-            summary["val_class_wins_mean"] = round(float(wins.float().mean()), 6)
-            summary["val_images"] = len(val)
+            validation_reference(summary, classify(val.float_images()), val.targets(), names)
         atomic_write_json(self.run.synthetic_dir(nxt) / QUALITY_FILE, summary)
 
     def write_grid(self, nxt: int, train: ImageSet, chosen: torch.Tensor, synth: Synthesis,

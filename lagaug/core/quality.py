@@ -14,6 +14,10 @@ Registered by :func:`lagaug.core.plugins.make_plugin_manager` as the built-in pl
   - ``source_distance`` (whenever the sources are known, classifier or not): mean absolute pixel
     difference (``[0, 1]`` units) to the image's primary source.
 
+  :func:`summarize` sums a batch up per intended class and :func:`validation_reference` sets
+  each class beside the validation images of the same class (flagged when there are fewer than
+  :data:`MIN_REFERENCE`): like is compared with like.
+
 * **The quality gate** (``context.gate``, off unless the user asks: ``lagaug augment
   --quality-gate``): a ``lagaug_filter_synthesized`` implementation that drops an image whose
   intended class does not win (``"class lost"``) and, separately, a near-duplicate of its source
@@ -33,6 +37,8 @@ from lagaug import hookimpl
 QUALITY_FILE = "quality.json"
 #: default near-duplicate threshold: mean absolute difference to the source, [0, 1] pixel units
 MIN_DISTANCE = 0.01
+#: a class with fewer validation images than this is flagged as too few to be a reference
+MIN_REFERENCE = 10
 
 
 @dataclass
@@ -143,7 +149,8 @@ def summarize(synthesis, class_names: list[str], classes: list[int] | None = Non
     """What a batch looked like to the classifier and the gate: made / kept / dropped (by reason),
     the filter plugins that judged it (``filters``: ``quality`` is the gate),
     the mean label fidelity and the share whose intended class wins, and per intended class how
-    many were made and passed (``classes``: the ``--classes`` chosen, else every class made)."""
+    many were made and passed with that class's own share and mean label fidelity (``classes``:
+    the ``--classes`` chosen, else every class made)."""
     n = len(synthesis)
     want = intended(synthesis.soft).tolist() if n else []
     dropped = synthesis.dropped.tolist() if synthesis.dropped is not None else [False] * n
@@ -160,7 +167,46 @@ def summarize(synthesis, class_names: list[str], classes: list[int] | None = Non
         if key in synthesis.metrics and n:
             out[f"{key}_mean"] = round(float(synthesis.metrics[key].float().mean()), 6)
     shown = sorted(set(want)) if classes is None else sorted(classes)
-    out["by_class"] = {class_names[c]: {"made": sum(1 for w in want if w == c),
-                                        "passed": sum(1 for j, w in enumerate(want) if w == c and not dropped[j])}
-                       for c in shown}
+    out["by_class"] = {}
+    for c in shown:
+        rows = [j for j, w in enumerate(want) if w == c]
+        entry: dict[str, Any] = {"made": len(rows), "passed": sum(1 for j in rows if not dropped[j])}
+        for key in ("class_wins", "label_fidelity"):
+            if key in synthesis.metrics and rows:
+                entry[f"{key}_mean"] = round(float(synthesis.metrics[key][rows].float().mean()), 6)
+        out["by_class"][class_names[c]] = entry
     return out
+
+
+def validation_reference(summary: dict[str, Any], probs, targets, class_names: list[str]) -> dict[str, Any]:
+    """Add to a :func:`summarize` result what the same classifier makes of the validation images,
+    class by class, so that each class's synthetic images are compared with real images of the
+    same class: per class in ``by_class`` the validation images of that class (``val_images``),
+    the share whose class wins (``val_class_wins_mean``) and their mean label fidelity
+    (``val_label_fidelity_mean``); ``val_too_few`` when fewer than :data:`MIN_REFERENCE` —
+    too few to be a reference. At the top: ``val_class_wins_matched``, the classes' validation
+    shares weighted by how many images were made for each (the like-for-like counterpart of
+    ``class_wins_mean``), and the share over all validation images (``val_class_wins_mean``,
+    ``val_images``), whatever their classes. ``probs``: ``(N, K)`` class probabilities of the
+    validation images; ``targets``: their one-hot (or soft) labels."""
+    import torch
+
+    probs, targets = torch.as_tensor(probs).float().cpu(), torch.as_tensor(targets).float().cpu()
+    wins, fidelity = class_wins(probs, targets).float(), label_fidelity(probs, targets)
+    want = intended(targets)
+    summary["val_class_wins_mean"] = round(float(wins.mean()), 6) if len(wins) else None
+    summary["val_images"] = len(wins)
+    weighted, made = 0.0, 0
+    for name, entry in summary.get("by_class", {}).items():
+        rows = want == class_names.index(name)
+        count = int(rows.sum())
+        entry["val_images"] = count
+        entry["val_too_few"] = count < MIN_REFERENCE
+        if count:
+            entry["val_class_wins_mean"] = round(float(wins[rows].mean()), 6)
+            entry["val_label_fidelity_mean"] = round(float(fidelity[rows].mean()), 6)
+            weighted += entry["made"] * entry["val_class_wins_mean"]
+            made += entry["made"]
+    if made:
+        summary["val_class_wins_matched"] = round(weighted / made, 6)
+    return summary

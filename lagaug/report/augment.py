@@ -4,12 +4,14 @@ images made from it, the data, the generator, the configuration and the versions
 from __future__ import annotations
 
 from lagaug.report import sections as S
+from lagaug.report.fidelity import all_dropped, fidelity_section
 from lagaug.report.html import details, esc, note, num, section, table, value_text
 from lagaug.report.plot import Point, interval_svg
 from lagaug.report.read import AugmentRun
 from lagaug.report.tiles import source_tile, synthetic_tile
 
-KNOWN_METRICS = {"iteration", "train_size", "synthetic_total", "added", "per_member"} | {
+KNOWN_METRICS = {"iteration", "train_size", "synthetic_total", "added", "per_member", "members",
+                 "synthetic_quality"} | {
     f"{m}_{s}" for m in S.METRIC_NAMES for s in ("mean", "ci", "delta", "delta_ci")}
 OPEN_LIMIT = 300  # iterations with more images than this start collapsed
 
@@ -59,13 +61,18 @@ def results_section(run: AugmentRun) -> str:
     others = [{"iteration": m["iteration"], **{k: v for k, v in m.items() if k not in KNOWN_METRICS}}
               for m in run.iterations]
     if any(len(o) > 1 for o in others):
-        parts.append(details("other figures per iteration", S.flat_table(others, "Other figures in metrics.json"),
-                             open_=True))
-    member_rows = [[m["iteration"], j, *[p.get(k) for k in S.METRIC_NAMES]]
-                   for m in run.iterations for j, p in enumerate(m.get("per_member") or [])]
+        parts.append(details("other figures per iteration", S.flat_table(others, "Other figures in metrics.json")))
+    member_rows = []
+    for m in run.iterations:
+        records = m.get("members") or []
+        for j, p in enumerate(m.get("per_member") or []):
+            h = records[j] if j < len(records) and isinstance(records[j], dict) else {}
+            member_rows.append([m["iteration"], j, *[p.get(k) for k in S.METRIC_NAMES], h.get("seed", "—"),
+                                h.get("kept_epoch", "—"), h.get("kept_because", "—"), h.get("node", "—")])
     if member_rows:
         parts.append(details("every ensemble member", table(
-            ["iteration", "member", *S.METRIC_NAMES.values()], member_rows, numeric=[True] * 5)))
+            ["iteration", "member", *S.METRIC_NAMES.values(), "seed", "kept epoch", "why", "node"], member_rows,
+            caption="Every ensemble member: test metrics and how it was trained", numeric=[True] * 7 + [False] * 2)))
     return section("results", "Results per iteration", "".join(parts))
 
 
@@ -118,9 +125,13 @@ def batch_block(run: AugmentRun, n: int, lines: list[dict]) -> str:
         blocks.append(f'<div class="group">{source_tile(run, sid, label, score, info)}'
                       f'<span class="arrow" aria-hidden="true">→</span><div class="made">{tiles}</div></div>')
     dropped = sum(1 for line in lines if line.get("dropped"))
-    summary = (f"Round {n}: {len(groups)} hard image(s) chosen after iteration {n - 1}, {len(lines)} image(s) made"
-               + (f", {dropped} dropped by the quality gate — the others join" if dropped else " — they join")
-               + f" iteration {n}")
+    head = f"Round {n}: {len(groups)} hard image(s) chosen after iteration {n - 1}, {len(lines)} image(s) made"
+    if lines and (dropped == len(lines) or all_dropped(run.quality_of(n))):
+        summary = head + f" — the quality gate dropped every one: none joins iteration {n}"
+    elif dropped:
+        summary = head + f", {dropped} dropped by the quality gate — the others join iteration {n}"
+    else:
+        summary = head + f" — they join iteration {n}"
     grid = ""
     if not saved and run.exists(f"grids/it{n:03d}.png"):
         uri = run.thumb(f"grids/it{n:03d}.png", 2048)
@@ -134,22 +145,61 @@ def batch_block(run: AugmentRun, n: int, lines: list[dict]) -> str:
         + "</section>"
 
 
+def member_count(run: AugmentRun) -> int | None:
+    """The ensemble's members: as trained (the iterations' records), else as configured
+    (``--ensemble``, ``--classifier-set members=``, else the preset's)."""
+    trained = max((len(m.get("per_member") or []) for m in run.iterations), default=0)
+    if trained:
+        return trained
+    cfg = run.config
+    for value in (cfg.get("ensemble"), (cfg.get("classifier_set") or {}).get("members")):
+        try:
+            if value is not None:
+                return int(value)
+        except (TypeError, ValueError):
+            pass
+    from lagaug.core.classifier.config import preset_values
+    from lagaug.core.errors import ConfigError
+
+    try:
+        return int(preset_values(str(cfg.get("preset", "cpu")))["members"])
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return None
+
+
+def generator_section(run: AugmentRun) -> str:
+    """The run's generator: fitted here (``RUN/generator``), or given with ``--generator DIR`` (read
+    there: its fit diagnostics are in its generator.json)."""
+    given = run.config.get("generator")
+    external = run.generator_dir != run.root / "generator"
+    if given and run.generator is None:
+        body = note(f"This run used the generator in {given} (--generator), which is not there any more: its fit "
+                    "diagnostics cannot be shown.", "warn")
+    else:
+        title = f"{run.generator_dir / 'generator.json'} (--generator)" if external else "generator.json"
+        intro = note(f"Fitted before this run and given with --generator {given}; read from there.") if external else ""
+        body = intro + S.generator_block(run, run.generator_dir, run.generator, title)
+    return section("generator", "Generator", body)
+
+
 def build(run: AugmentRun, plugins: list[dict] | None = None) -> tuple[str, list[tuple[str, str]], str]:
     """``(title, navigation, body)`` of the page."""
     cfg = run.config
     method = cfg.get("method", "?")
     title = f"lagaug augment — {method} — {run.root.name}"
+    members = member_count(run)
     intro = (f"<p>Hard-sample loop with method <strong>{esc(method)}</strong>: {esc(num(cfg.get('hard_k')))} hard "
              f"image(s) per round, {esc(num(cfg.get('variants')))} variant(s) each, "
-             f"{esc(num(cfg.get('iterations')))} round(s) after the baseline; ensemble: "
-             f"{esc(value_text(cfg.get('ensemble') or 'preset'))} member(s), preset {esc(cfg.get('preset', '?'))}"
-             f"{', classes ' + esc(value_text(cfg['classes'])) if cfg.get('classes') else ''}.</p>")
-    generator = section("generator", "Generator", S.generator_block(run, run.root / "generator", run.generator,
-                                                                     "generator.json"))
-    body = "".join([status(run), intro, results_section(run), images_section(run), S.data_section(run),
-                    generator, S.config_section(run),
+             f"{esc(num(cfg.get('iterations')))} round(s) after the baseline; ensemble of "
+             f"{esc(num(members)) if members else 'an unrecorded number of'} member(s), preset "
+             f"{esc(cfg.get('preset', '?'))}"
+             f"{', classes ' + esc(value_text(cfg['classes'])) if cfg.get('classes') else ''}"
+             f"{', quality gate on' if cfg.get('quality_gate') else ''}.</p>")
+    body = "".join([status(run), intro, results_section(run), fidelity_section(run.quality), images_section(run),
+                    S.data_section(run), generator_section(run), S.config_section(run),
                     S.extra_records(run, {"config.json", "data.json"}),
                     S.environment_section(run, run.generator, plugins, method)])
-    nav = [("results", "Results"), ("images", "Images"), ("data", "Data"), ("generator", "Generator"),
+    nav = [("results", "Results"), *([("fidelity", "Label fidelity")] if run.quality else []), ("images", "Images"),
+           ("data", "Data"), ("generator", "Generator"),
            ("config", "Configuration"), ("environment", "Versions")]
     return title, nav, body

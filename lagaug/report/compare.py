@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lagaug.report import sections as S
+from lagaug.report.datatext import compare_split_text
 from lagaug.report.html import details, esc, note, num, section, table, value_text
 from lagaug.report.plot import Point, interval_svg
 from lagaug.report.read import CompareRun, read_json
@@ -219,7 +220,9 @@ def generators_section(run: CompareRun) -> str:
                 continue
             meta = read_json(path / "generator.json")
             name = f"repeat {r}" + (f": {label}" if several else "")
-            blocks.append(details(name, S.generator_block(run, path, meta, f"{name}: generator.json"), open_=r == 0))
+            anchor = f"fit-r{r}" + (f"-{label}" if several else "")
+            blocks.append(details(name, S.generator_block(run, path, meta, f"{name}: generator.json", anchor),
+                                  open_=r == 0))
     record = read_json(run.root / "arms.json") or {}
     fitted = note(f"Generators fitted {record['generators_fitted']}.") if record.get("generators_fitted") else ""
     return section("generator", "Generators", fitted + ("".join(blocks) or note("No generator was fitted.")))
@@ -233,7 +236,8 @@ def build(run: CompareRun, plugins: list[dict] | None = None) -> tuple[str, list
     intro = (f"<p>Classifiers trained side by side on {esc(', '.join(_arms(run)))} over "
              f"{esc(num(cfg.get('repeats')))} repeat(s); preset {esc(cfg.get('preset', '?'))}"
              f"{' with ' + esc(value_text(ens)) if ens else ''}; "
-             f"{esc(num(cfg.get('synthetic_per_image')))} synthetic image(s) per real training image.</p>")
+             f"{esc(num(cfg.get('synthetic_per_image')))} synthetic image(s) per real training image.</p>"
+             + (f"<p>{esc(compare_split_text(cfg, run.data, run.cells))}</p>" if run.cells else ""))
     record = read_json(run.root / "arms.json") or {}
     if record.get("sources"):
         intro += "<ul>" + "".join(

@@ -70,7 +70,8 @@ def write_augment_run(root: str | Path, images: int = 12, side: int = 32, iterat
     atomic_write_json(root / "generator" / "generator.json", {
         "method": "mix", "method_version": 1, "lagaug_version": "0.1.0", "config": {"alpha": 0.5},
         "image_shape": [1, side, side], "class_names": CLASSES,
-        "extra": {"fit": {"train_loss": {"ok": 0.12, "defect": 0.2}, "epochs_run": 40, "seconds": 3.5}}})
+        "extra": {"fit": {"train_loss": {"ok": 0.12, "defect": 0.2}, "epochs_run": 250, "seconds": 3.5,
+                          "val_history": [{"epoch": e, "val_recon": round(0.02 + 0.3 / e, 6)} for e in range(1, 251)]}}})
     atomic_write_json(root / "timings.json", {"fit_generator": 3.5, "ensembles": 12.25, "synthesis": 0.4})
     train_ids = [f"train/{CLASSES[i % 5 == 0]}/{i:04d}" for i in range(pool)]
     for it in range(iterations + 1):
@@ -115,6 +116,19 @@ def write_augment_run(root: str | Path, images: int = 12, side: int = 32, iterat
             atomic_write_bytes(root / line["file"], _png(rng, side, line["label"] == "defect"))
             lines.append(line)
         atomic_write_lines(root / batch / "manifest.jsonl", (json.dumps(x) for x in lines))
+        by_class = {}
+        for c in CLASSES:
+            mine = [x for x in lines if x["label"] == c]
+            if mine:
+                val_n = _data((80, 20), side)["counts"]["val"][c]
+                by_class[c] = {"made": len(mine), "passed": sum(not x["dropped"] for x in mine),
+                               "class_wins_mean": float(np.mean([x["label_fidelity"] > 0.5 for x in mine])),
+                               "label_fidelity_mean": float(np.mean([x["label_fidelity"] for x in mine])),
+                               "val_images": val_n, "val_too_few": val_n < 10, "val_class_wins_mean": 0.9,
+                               "val_label_fidelity_mean": 0.8}
+        atomic_write_json(root / batch / "quality.json", {
+            "classifier": f"iteration {it} ensemble", "made": len(lines), "kept": sum(not x["dropped"] for x in lines),
+            "dropped": sum(x["dropped"] for x in lines), "gate": True, "by_class": by_class})
     return root
 
 

@@ -184,7 +184,7 @@ figcaption{font-size:.85rem;color:#5a6470}
 .tile dl{margin:.15rem 0 0}
 .tile dt{display:inline;color:#5a6470}
 .tile dd{display:inline;margin:0}
-.tile dd::after{content:"\A";white-space:pre}
+.tile dd::after{content:"\\A";white-space:pre}
 .tile.dropped img{opacity:.45;border:2px dashed #a1261b}
 .missing{width:128px;height:128px;display:flex;align-items:center;justify-content:center;
  background:#eef2f6;border:1px dashed #8b96a3;color:#5a6470}

@@ -138,11 +138,28 @@ class AugmentRun(Run):
                 metrics.setdefault("iteration", n)
                 self.iterations.append(metrics)
         self.batches: list[tuple[int, list[dict]]] = []
+        self.quality: list[tuple[int, dict]] = []  # each round's quality.json
         for n, folder in numbered_dirs(self.root / "synthetic", "it"):
             lines = read_jsonl(folder / "manifest.jsonl")
             if lines or (folder / "manifest.jsonl").exists():
                 self.batches.append((n, lines))
+            quality = read_json(folder / "quality.json")
+            if isinstance(quality, dict):
+                self.quality.append((n, quality))
         self.generator: dict | None = read_json(self.root / "generator" / "generator.json")
+        self.generator_dir = self.root / "generator"
+        given = self.config.get("generator")
+        if self.generator is None and isinstance(given, str) and given:  # --generator DIR: read it there
+            path = Path(given).expanduser()
+            for folder in ([path] if path.is_absolute() else [Path.cwd() / path, self.root / path]):
+                meta = read_json(folder / "generator.json")
+                if isinstance(meta, dict):
+                    self.generator, self.generator_dir = meta, folder
+                    break
+
+    def quality_of(self, n: int) -> dict:
+        """Round ``n``'s quality.json (``{}`` when absent)."""
+        return next((q for m, q in self.quality if m == n), {})
 
     def hard_images(self, n: int) -> dict[str, dict]:
         """The source images of synthetic batch ``n`` saved beside it (``id`` -> line with

@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lagaug.report.history import history_plots, summarized
 from lagaug.report.html import details, esc, flatten, key_values, note, num, section, table, value_text
 from lagaug.report.read import Run, read_json
+from lagaug.report.thumbs import thumbnail_uri
 
 METRIC_NAMES = {"auc": "AUC", "f1": "macro-F1", "accuracy": "accuracy"}
 
@@ -64,9 +66,10 @@ def config_section(run: Run) -> str:
                    note("As recorded in config.json (the resolved options of the run).") + key_values(run.config))
 
 
-def generator_block(run: Run, folder: Path, meta: dict | None, title: str) -> str:
-    """A generator's record: method, versions, configuration, fit diagnostics (``extra``), and any
-    figure or JSON file saved beside it."""
+def generator_block(run: Run, folder: Path, meta: dict | None, title: str, plot_id: str = "fit") -> str:
+    """A generator's record: method, versions, configuration, fit diagnostics (``extra``) with the
+    fit's history (losses per epoch) as plots, and any figure or JSON file saved beside it.
+    ``folder`` may lie outside the run (``--generator DIR``): its figures are embedded, not linked."""
     if not isinstance(meta, dict):
         return note(f"{title}: no generator.json (the generator was not fitted here, or the run stopped "
                     "before it was saved).")
@@ -78,20 +81,36 @@ def generator_block(run: Run, folder: Path, meta: dict | None, title: str) -> st
     parts = [table(["field", "value"], facts, caption=f"{title}")]
     if meta.get("config"):
         parts.append(details("method configuration", key_values(meta["config"])))
-    if meta.get("extra"):
-        parts.append(details("fit diagnostics (generator.json extra)", key_values(meta["extra"]), open_=True))
-    figures = sorted(folder.glob("*.png"))[:12] + sorted(folder.glob("*/*.png"))[:12]
-    for fig in figures:
-        rel = run.rel(fig)
-        uri = run.thumb(rel, 1024)
-        if uri:
-            parts.append(f'<figure><a href="{esc(rel)}"><img class="grid" src="{uri}" alt="generator figure '
-                         f'{esc(rel)}"></a><figcaption>{esc(rel)}</figcaption></figure>')
+    records = {"generator.json extra": meta.get("extra") or {}}
     for extra in sorted(folder.glob("*.json")):
         if extra.name != "generator.json":
             value = read_json(extra)
             if isinstance(value, dict):
-                parts.append(details(run.rel(extra), key_values(value)))
+                records[extra.name] = value
+    plots = ""
+    for name, value in records.items():  # the first record with a history is plotted
+        plots = plots or history_plots(value, plot_id)
+    parts.append(plots)
+    if meta.get("extra"):
+        parts.append(details("fit diagnostics (generator.json extra)",
+                             key_values(summarized(meta["extra"]), caption="fit diagnostics"), open_=True))
+    inside = folder.resolve().is_relative_to(run.root.resolve())
+    figures = sorted(folder.glob("*.png"))[:12] + sorted(folder.glob("*/*.png"))[:12]
+    for fig in figures:
+        if inside:
+            rel = run.rel(fig)
+            uri = run.thumb(rel, 1024)
+            if uri:
+                parts.append(f'<figure><a href="{esc(rel)}"><img class="grid" src="{uri}" alt="generator figure '
+                             f'{esc(rel)}"></a><figcaption>{esc(rel)}</figcaption></figure>')
+        else:
+            uri = thumbnail_uri(fig, 1024)
+            if uri:
+                parts.append(f'<figure><img class="grid" src="{uri}" alt="generator figure {esc(fig.name)}">'
+                             f'<figcaption>{esc(fig)}</figcaption></figure>')
+    for name, value in records.items():
+        if name != "generator.json extra":
+            parts.append(details(name, key_values(summarized(value))))
     return "".join(parts)
 
 

@@ -4,6 +4,7 @@ results.png. Every figure and setting in them comes from the run's own values.""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -12,6 +13,8 @@ import numpy as np
 
 from lagaug.core.compare.config import DUPLICATE, METRIC_NAMES, METRICS, REAL, CompareConfig
 from lagaug.core.store import atomic_write_bytes, atomic_write_json, atomic_write_text
+from lagaug.report.datatext import compare_split_text
+from lagaug.report.read import read_json
 
 RESULT_COLUMNS = [
     "arm", "repeats", "train_size", "added",
@@ -89,14 +92,13 @@ def sources_lines(record: dict | None) -> list[str]:
 
 
 def results_markdown(rows: list[dict], comparisons: list[dict], cfg: CompareConfig, cells: list[dict],
-                     record: dict | None = None) -> str:
+                     record: dict | None = None, data: dict | None = None) -> str:
     """The results as markdown: the arm table, the comparisons, and how to read them (``record``:
-    the run's ``arms.json``)."""
+    the run's ``arms.json``; ``data``: its data.json, where the validation images came from, as the
+    run used them)."""
     n = max((r["repeats"] for r in rows), default=0)
     test = next((c["test"] for c in comparisons), "paired test")
     min_p = min((c["min_p"] for c in comparisons), default=1.0)
-    val = sorted({c["val_size"] for c in cells})
-    train = sorted({c["real"] for c in cells})
     lines = [
         f"# lagaug compare — {title_methods(cfg, record)}", "",
         "| arm | train images | added | macro-F1 % | accuracy % | AUC % | Δ F1 vs real | p vs real (Holm) |",
@@ -115,8 +117,6 @@ def results_markdown(rows: list[dict], comparisons: list[dict], cfg: CompareConf
         lines.append(f"| {c['arm']} vs {c['baseline']} | {c['family']} | {METRIC_NAMES[c['metric']]} | "
                      f"{signed_pct(c['delta'], c['delta_ci'])} | "
                      f"{p_text(c['p'], 0.0)} | {p_text(c['p_holm'], cfg.alpha)} | {'yes' if c['significant'] else 'no'} |")
-    split = (f"a fresh draw of {cfg.train_size} images per repeat" if cfg.train_size
-             else "the source's training split")
     lines += [
         "",
         f"Mean ± 95% confidence interval (Student t) over {n} repeats: the spread over repeats' seeds "
@@ -125,8 +125,7 @@ def results_markdown(rows: list[dict], comparisons: list[dict], cfg: CompareConf
         f"METHOD arm vs real, duplicate, pseudo-label and cut-paste, classic+METHOD vs classic, METHOD+gate vs "
         f"METHOD, on macro-F1) are Holm-corrected as one family, all others as another; * and 'significant' = "
         f"corrected p < {cfg.alpha}. With these repeats the smallest p the test can give is {min_p:.3g}.",
-        f"Training images: {split} ({', '.join(map(str, train))} per repeat after validation was carved: "
-        f"{', '.join(map(str, val))} validation images, {cfg.val_fraction:.0%} of each class, at least one). "
+        f"{compare_split_text(dataclasses.asdict(cfg), data, cells)} "
         f"Arms share each repeat's images and classifier seeds."
         + (f" The duplicate arm adds copies of the very images the `{dup}` arm's extra images were made from."
            if (dup := (record or {}).get("duplicate_copies", cfg.method)) and any(r["arm"] == DUPLICATE for r in rows)
@@ -174,5 +173,7 @@ def write_results(root: Path, rows: list[dict], comparisons: list[dict], cells: 
     atomic_write_text(root / "comparisons.csv", to_csv(comparisons, COMPARISON_COLUMNS))
     atomic_write_json(root / "results.json", json.loads(json.dumps({"rows": rows, "comparisons": comparisons,
                                                                     **({"arms": record} if record else {})})))
-    atomic_write_text(root / "results.md", results_markdown(rows, comparisons, cfg, cells, record))
+    data = read_json(root / "data.json")
+    atomic_write_text(root / "results.md", results_markdown(rows, comparisons, cfg, cells, record,
+                                                            data if isinstance(data, dict) else None))
     plot_results(rows, cells, root / "results.png")
