@@ -256,6 +256,23 @@ def test_validation_reference_compares_each_class_with_its_own_validation_images
     assert s["val_class_wins_matched"] == round((3 * 1.0 + 1 * 0.5) / 4, 6)  # weighted by the images made
 
 
+def test_source_reference_reads_each_class_beside_the_images_it_was_made_from(batch):
+    from lagaug.core.quality import source_reference
+
+    synth, ctx = batch
+    score(synth, ctx)
+    s = summarize(synth, ["ok", "defect"])
+    pool = ctx.pool.float_images()  # brightness 0.1, 0.9, 0.8: labelled ok, defect, defect
+    targets = torch.nn.functional.one_hot(torch.tensor([0, 1, 1]), 2).float()
+    targets[0] = torch.tensor([0.0, 1.0])  # pool row 0 is labelled defect: dark, so its class loses
+    source_reference(s, synth, brightness_classifier(pool), targets, ["ok", "defect"])
+    defect, ok = s["by_class"]["defect"], s["by_class"]["ok"]
+    # the defect images came from rows 1, 1, 2 (bright: their class wins); the 50/50 mix (intended ok) from row 0
+    assert (defect["src_class_wins_mean"], ok["src_class_wins_mean"]) == (1.0, 0.0)
+    assert defect["src_label_fidelity_mean"] == pytest.approx((0.9 + 0.9 + 0.8) / 3, abs=0.005)  # 8-bit pixels
+    assert ok["src_label_fidelity_mean"] == pytest.approx(0.1, abs=0.005)
+
+
 class LoseOneClass:
     """Overrides ``lagaug_decode``: images meant as ``line`` become the training image the ensemble
     is surest is ``ok`` (so they lose), ``spot`` ones the one it is surest is ``spot`` (they win)."""
@@ -305,3 +322,6 @@ def test_the_loop_compares_each_class_with_the_same_class_validation_images(exam
             f"too few to be a reference), mean label fidelity {line['label_fidelity_mean']:.2f} "
             f"(validation {line['val_label_fidelity_mean']:.2f})") in text
     assert f"spot: 100% of {made['spot']} (spot validation images: " in text
+    assert 0 <= line["src_class_wins_mean"] <= 1 and 0 <= line["src_label_fidelity_mean"] <= 1
+    assert (f"the images they were made from: {100 * line['src_class_wins_mean']:.0f}%, fidelity "
+            f"{line['src_label_fidelity_mean']:.2f}") in text

@@ -369,7 +369,8 @@ def test_the_report_shows_label_fidelity_per_class_and_the_ensemble_size(augment
             few = " (too few to be a reference)" if c["val_too_few"] else ""
             expected.append([str(n), name, str(c["made"]), "no gate", f"{100 * c['class_wins_mean']:.0f}%",
                              f"{100 * c['val_class_wins_mean']:.0f}% of {c['val_images']}{few}",
-                             f"{c['label_fidelity_mean']:.2f}", f"{c['val_label_fidelity_mean']:.2f}"])
+                             f"{100 * c['src_class_wins_mean']:.0f}%", f"{c['label_fidelity_mean']:.2f}",
+                             f"{c['val_label_fidelity_mean']:.2f}", f"{c['src_label_fidelity_mean']:.2f}"])
     assert rows == expected
     assert "too few to be a reference" in rows[0][5]  # 2 or 3 validation images per class in this data
     assert html_text.index('id="fidelity"') < html_text.index('id="images"')  # near the top

@@ -132,4 +132,7 @@ def class_fidelity(name: str, c: dict) -> str:
         text += f", mean label fidelity {c['label_fidelity_mean']:.2f}"
         if "val_label_fidelity_mean" in c:
             text += f" (validation {c['val_label_fidelity_mean']:.2f})"
+    if "src_class_wins_mean" in c:
+        text += (f"; the images they were made from: {100 * c['src_class_wins_mean']:.0f}%, fidelity "
+                 f"{c['src_label_fidelity_mean']:.2f}")
     return text

@@ -404,7 +404,7 @@ class Loop(RunJob):
         self.seconds.setdefault(nxt, {})["synthesis"] = {"total": round(time.perf_counter() - start, 3), **ctx.timings}
         start = time.perf_counter()
         sources = ctx.source_set()  # the training images, then any background drawn from the pool
-        self.write_quality(nxt, synth, ctx.classify, it)
+        self.write_quality(nxt, synth, ctx.classify, it, train, probs)
         write_sources(self.run.root, f"synthetic/it{nxt:03d}/sources", sources, synth, chosen, scores)
         lines = write_synthetic(
             self.run.root, f"synthetic/it{nxt:03d}", synth, sources, method=self.cfg.method,
@@ -441,10 +441,11 @@ class Loop(RunJob):
                                          device=self.device, progress=self.progress, out=self.run.root / "regions")
         return self.anomaly
 
-    def write_quality(self, nxt: int, synth: Synthesis, classify, it: int) -> None:
+    def write_quality(self, nxt: int, synth: Synthesis, classify, it: int, train: ImageSet, probs) -> None:
         """``synthetic/itNNN/quality.json``: the batch's label fidelity and the gate's verdicts,
-        class by class beside the same class's validation images under the same ensemble."""
-        from lagaug.core.quality import QUALITY_FILE, summarize, validation_reference
+        class by class beside the same class's validation images and the images they were made
+        from (``probs``: the ensemble's view of every training row), under the same ensemble."""
+        from lagaug.core.quality import QUALITY_FILE, source_reference, summarize, validation_reference
         from lagaug.core.store import atomic_write_json
 
         names = self.splits.train.class_names
@@ -452,6 +453,8 @@ class Loop(RunJob):
         val = self.splits.val
         if len(val):
             validation_reference(summary, classify(val.float_images()), val.targets(), names)
+        if probs is not None:
+            source_reference(summary, synth, probs, train.targets(), names)
         atomic_write_json(self.run.synthetic_dir(nxt) / QUALITY_FILE, summary)
 
     def write_grid(self, nxt: int, train: ImageSet, chosen: torch.Tensor, synth: Synthesis,

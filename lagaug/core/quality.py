@@ -210,3 +210,29 @@ def validation_reference(summary: dict[str, Any], probs, targets, class_names: l
     if made:
         summary["val_class_wins_matched"] = round(weighted / made, 6)
     return summary
+
+
+def source_reference(summary: dict[str, Any], synthesis, probs, targets, class_names: list[str]) -> dict[str, Any]:
+    """Add to a :func:`summarize` result what the same classifier makes of the images the batch was
+    made from: per intended class in ``by_class``, over that class's synthetic images, the share
+    of their primary sources whose class wins (``src_class_wins_mean``) and the sources' mean
+    label fidelity (``src_label_fidelity_mean``). The loop makes images from the *hardest* training
+    images, whose own class often loses: an image that keeps its source's defect inherits that,
+    so its figures are read beside its source's, not only beside the validation images'.
+    ``probs``: ``(P, K)`` class probabilities of every pool row; ``targets``: their labels
+    (``synthesis.source`` indexes both)."""
+    import torch
+
+    probs, targets = torch.as_tensor(probs).float().cpu(), torch.as_tensor(targets).float().cpu()
+    if not len(synthesis) or not len(probs):
+        return summary
+    primary = synthesis.source[:, 0].clamp(min=0)
+    wins = class_wins(probs[primary], targets[primary]).float()
+    fidelity = label_fidelity(probs[primary], targets[primary])
+    want = intended(synthesis.soft)
+    for name, entry in summary.get("by_class", {}).items():
+        rows = want == class_names.index(name)
+        if bool(rows.any()):
+            entry["src_class_wins_mean"] = round(float(wins[rows].mean()), 6)
+            entry["src_label_fidelity_mean"] = round(float(fidelity[rows].mean()), 6)
+    return summary

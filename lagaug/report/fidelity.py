@@ -36,12 +36,13 @@ def rows_of(n: int, q: dict) -> list[list[Any]]:
     by_class = {k: v for k, v in (q.get("by_class") or {}).items() if isinstance(v, dict)}
     if by_class and any("class_wins_mean" in c or "val_images" in c for c in by_class.values()):
         return [[n, name, c.get("made"), c.get("passed") if gate else "no gate", _pct(c.get("class_wins_mean")),
-                 reference_text(c), _fid(c.get("label_fidelity_mean")), _fid(c.get("val_label_fidelity_mean"))]
+                 reference_text(c), _pct(c.get("src_class_wins_mean")), _fid(c.get("label_fidelity_mean")),
+                 _fid(c.get("val_label_fidelity_mean")), _fid(c.get("src_label_fidelity_mean"))]
                 for name, c in by_class.items()]
     overall = {"val_images": q.get("val_images"), "val_class_wins_mean": q.get("val_class_wins_mean"),
                "val_too_few": False}
     return [[n, "all classes (all validation images)", q.get("made"), q.get("kept") if gate else "no gate",
-             _pct(q.get("class_wins_mean")), reference_text(overall), _fid(q.get("label_fidelity_mean")), "—"]]
+             _pct(q.get("class_wins_mean")), reference_text(overall), "—", _fid(q.get("label_fidelity_mean")), "—", "—"]]
 
 
 def all_dropped(q: dict) -> bool:
@@ -60,14 +61,17 @@ def fidelity_section(quality: list[tuple[int, dict]]) -> str:
         return ""
     rows = [row for n, q in rounds for row in rows_of(n, q)]
     parts = [table(["round", "intended class", "made", "passed the gate", "class wins: synthetic",
-                    "class wins: validation images of that class", "mean label fidelity: synthetic",
-                    "mean label fidelity: validation"], rows,
+                    "class wins: validation images of that class", "class wins: their source images",
+                    "mean label fidelity: synthetic", "mean label fidelity: validation",
+                    "mean label fidelity: sources"], rows,
                    caption="Label fidelity per round and class",
-                   numeric=[True, False, True, True, True, True, True, True])]
+                   numeric=[True, False, True, True, True, True, True, True, True, True])]
     parts += [dropped_note(n, q) for n, q in rounds if all_dropped(q)]
     parts.append(note(
         "Each round's synthetic images are judged by the ensemble that chose their sources (it never saw them), "
         "beside the validation images of the same class under that ensemble: \"class wins\" is the share whose "
         "intended class gets the highest probability, label fidelity the mean probability of the intended class. "
-        f"A class with fewer than {MIN_REFERENCE} validation images is too few to be a reference."))
+        f"A class with fewer than {MIN_REFERENCE} validation images is too few to be a reference. The sources are "
+        "the hardest training images, often misclassified themselves: an image that keeps its source's defect "
+        "inherits that, so read the synthetic figures beside their sources' too."))
     return section("fidelity", "Label fidelity", "".join(parts))
