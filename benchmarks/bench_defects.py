@@ -110,10 +110,15 @@ def main() -> None:
     print(f"reference classifier: {rows[0]['seconds']:.0f} s; real test defects p(defect) {rows[0]['p_defect']:.3f}, "
           f"called defect {100 * rows[0]['wins']:.0f}%", flush=True)
 
+    fits: dict[tuple, object] = {}  # variants that differ only in sampling options share one fit
     for spec in args.methods:
         name, options = parse_method(spec)
+        stage = pm.get_method(name).stage_options or frozenset()
+        key = (name, tuple(sorted((k, v) for k, v in options.items() if k not in stage)))
         start = time.perf_counter()
-        gen = fit_generator(name, splits, overrides=options, seed=args.seed, plugins=pm)
+        if key not in fits:
+            fits[key] = fit_generator(name, splits, overrides=options, seed=args.seed, plugins=pm)
+        gen = fits[key]
         fit_s = time.perf_counter() - start
         _, typed = resolve_options(gen.config, options)
         ctx = StageContext(generator=torch.Generator().manual_seed(args.seed), variants=args.variants, options=typed,

@@ -87,7 +87,7 @@ QUICK = {
     "vqvae2": {"epochs": 1, "prior_epochs": 1, "pool_images": 256, "grid_images": 0},
     "vae": {"epochs": 1, "min_steps": 20},
     "aae-mixup": {"epochs": 1, "min_steps": 20, "pretrain_epochs": 0, "restarts": 0},
-    "stylegan2": {"steps": 20, "w_samples": 1000, "proj_steps": 5, "class_proj_steps": 5, "checkpoint_every": 0},
+    "stylegan2": {"steps": 20, "proj_steps": 5, "class_proj_steps": 5, "checkpoint_every": 0},
     "vae-overlay": {"epochs": 1, "copies": 64, "class_steps": 20},
     "cut-paste": {},
 }
@@ -164,7 +164,7 @@ def split_file(args, name: str, spec: dict, data_dir: Path, out: Path) -> tuple[
     return path, {"labelled": len(keep), "pool": len(rest)}
 
 
-def compare_args(args, name: str, data_dir: Path, out: Path) -> tuple[list[str], str]:
+def build_command(args, name: str, data_dir: Path, out: Path) -> tuple[list[str], str]:
     """The ``lagaug compare`` options for data set ``name`` and a line on its data."""
     spec = DATASETS[name]
     if spec["masks"]:
@@ -231,13 +231,16 @@ def summary(run: Path, alpha: float) -> list[str]:
         best = max(alternatives, key=lambda b: f1[b]) if alternatives else None
         vs = pairs.get((arm, best)) if best else None
         seconds = sum(c.get("seconds", 0.0) for c in cells if c["arm"] == arm)
+        real = arm == "real"
+        delta = "—" if real else f"{100 * r['f1_delta_vs_real']:+.1f}"
+        p_real = "—" if real else p_text(r["f1_p_vs_real"], alpha)
+        alt_delta = "—" if vs is None else f"{100 * vs['delta']:+.1f}"
+        alt_p = "—" if vs is None else p_text(vs["p_holm"], alpha)
+        family = "—" if vs is None else vs["family"][:4]
         lines.append(
             f"{arm:<13} {r['repeats']:>2} {r['added']:>6.0f} {pct(r['f1_mean'], r['f1_ci']):>12} "
-            f"{pct(r['auc_mean'], r['auc_ci']):>12} "
-            f"{'—' if arm == 'real' else f'{100 * r['f1_delta_vs_real']:+.1f}':>9} "
-            f"{'—' if arm == 'real' else p_text(r['f1_p_vs_real'], alpha):>8} {best or '—':>16} "
-            f"{'—' if vs is None else f'{100 * vs['delta']:+.1f}':>6} {p_text(vs and vs['p_holm'], alpha):>8} "
-            f"{'—' if vs is None else vs['family'][:4]:>4} {seconds:>6.0f}")
+            f"{pct(r['auc_mean'], r['auc_ci']):>12} {delta:>9} {p_real:>8} {best or '—':>16} {alt_delta:>6} "
+            f"{alt_p:>8} {family:>4} {seconds:>6.0f}")
     primary = [c for c in comparisons if c["family"] == "primary"]
     if primary:
         min_p = min(c["min_p"] for c in primary)
@@ -299,7 +302,7 @@ def main() -> None:
     print(f"runs in {out}{' (dry run: nothing is written)' if args.dry_run else ''}", flush=True)
     done = []
     for name in dict.fromkeys(names):
-        cmd, about = compare_args(args, name, data_dir, out)
+        cmd, about = build_command(args, name, data_dir, out)
         print(f"\n== {name}: {about}\nlagaug {shlex.join(cmd)}", flush=True)
         if args.dry_run:
             continue

@@ -472,3 +472,15 @@ def test_compare_wording_comes_from_the_numbers_the_run_used():
         "10% of each class, at least one).")
     assert compare_split_text({"train_size": 24, "val_fraction": 0, "balanced": True}, data, drawn).endswith(
         "the same number per class (21 or 22 per repeat); no validation images (--val-fraction 0).")
+
+
+def test_the_report_shows_where_the_time_went(augment_run):
+    html_text = (augment_run / "report.html").read_text(encoding="utf-8")
+    rows = table_rows(html_text, "Wall seconds per stage")
+    metrics = [json.loads((augment_run / f"iterations/it{n:03d}/metrics.json").read_text())["seconds"]
+               for n in range(len(rows))]
+    assert [r[0] for r in rows] == [str(n) for n in range(len(rows))] and len(rows) >= 2
+    assert rows[0][1].split()[0] == f"{metrics[0]['generator_fit']:.1f}" and rows[1][1] == "—"
+    assert rows[1][2].split()[0] == f"{metrics[1]['ensemble']:.1f}"
+    assert rows[1][5].startswith(f"{metrics[1]['synthesis']['total']:.1f} (") and "decode" in rows[1][5]
+    assert "'seconds'" not in html_text and "seconds.ensemble" not in html_text  # not also in the column dump

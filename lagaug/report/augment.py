@@ -11,7 +11,7 @@ from lagaug.report.read import AugmentRun
 from lagaug.report.tiles import source_tile, synthetic_tile
 
 KNOWN_METRICS = {"iteration", "train_size", "synthetic_total", "added", "per_member", "members",
-                 "synthetic_quality"} | {
+                 "synthetic_quality", "seconds"} | {
     f"{m}_{s}" for m in S.METRIC_NAMES for s in ("mean", "ci", "delta", "delta_ci")}
 OPEN_LIMIT = 300  # iterations with more images than this start collapsed
 
@@ -55,6 +55,7 @@ def results_section(run: AugmentRun) -> str:
         "clipped to [0, 1]; an end without a cap was clipped); grey dots: single members; dashed line: what "
         "a classifier without skill scores on this test set (AUC 0.5; macro-F1 and accuracy of always "
         "predicting the largest class). Δ: change against the baseline, paired member by member."))
+    parts.append(timing_section(run))
     for m in run.iterations:
         for w in S.warnings_of(m):
             parts.append(note(f"iteration {m['iteration']}: {w}", "warn"))
@@ -74,6 +75,40 @@ def results_section(run: AugmentRun) -> str:
             ["iteration", "member", *S.METRIC_NAMES.values(), "seed", "kept epoch", "why", "node"], member_rows,
             caption="Every ensemble member: test metrics and how it was trained", numeric=[True] * 7 + [False] * 2)))
     return section("results", "Results per iteration", "".join(parts))
+
+
+def _secs(value) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "—"
+
+
+def timing_section(run: AugmentRun) -> str:
+    """Where the minutes went: per iteration, the wall seconds of each stage (``seconds`` in its
+    metrics.json), and which work the cache or the previous round spared."""
+    rows, total = [], 0.0
+    for m in run.iterations:
+        sec = m.get("seconds")
+        if not isinstance(sec, dict):
+            continue
+        synth = sec.get("synthesis") if isinstance(sec.get("synthesis"), dict) else {}
+        fit = _secs(sec.get("generator_fit"))
+        if sec.get("generator_reused"):
+            fit += " (cache)"
+        ens = _secs(sec.get("ensemble"))
+        if sec.get("ensemble_reused"):
+            ens += f" (reused: {sec['ensemble_reused']})"
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in synth.items() if k != "total" and isinstance(v, (int, float)))
+        rows.append([m["iteration"], fit, ens, _secs(sec.get("evaluate")), _secs(sec.get("score")),
+                     _secs(synth.get("total")) + (f" ({stages})" if stages else ""), _secs(sec.get("write"))])
+        total += sum(v for v in (sec.get("generator_fit"), sec.get("ensemble"), sec.get("evaluate"), sec.get("score"),
+                                 synth.get("total"), sec.get("write")) if isinstance(v, (int, float)))
+    if not rows:
+        return ""
+    body = table(["iteration", "generator fit", "ensemble", "evaluate", "score", "synthesis (by stage)", "write"],
+                 rows, caption="Wall seconds per stage", numeric=[True, False, False, True, True, False, True])
+    body += note(f"{total:.0f} s in these stages. The generator's fit and iteration 0's ensemble come from the "
+                 "cache when an earlier run had the same inputs (--refit computes them again); a round to which "
+                 "nothing was added reuses the previous round's ensemble.")
+    return details("where the time went", body)
 
 
 def _delta(m: dict, key: str) -> str:
