@@ -40,9 +40,14 @@ defect-free class or masks, so their runs find no regions (``--region-source non
 varies the whole image) and leave out ``cut-paste``, ``vq-pool`` and ``vq-ok``.
 
 The classifiers are ``compare``'s cpu preset with ``--members`` x ``--epochs`` (2 x 20 by default,
-small for a CPU). ``--quick`` makes a smoke test of it: 2 repeats, 1 member, 3 epochs, and every
-generator trained for a few steps (through ``--arm LABEL=METHOD:key=value``, see ``QUICK``). The
-generator cache is off (``LAGAUG_CACHE=off``), so every run fits its own and the wall time is honest.
+small for a CPU). The generators run at their own defaults (``--set METHOD:key=value`` changes
+them); on a CPU ``vae-overlay`` costs the most by far: its default ``mode=faithful`` trains one small
+VAE per source image in every repeat (160 steps each), so a full ``kolektor`` run with it takes days
+on one core — ``--set vae-overlay:mode=shared`` (the class VAEs of the fit, no training per image)
+or ``--methods`` without it keeps the run to hours. ``--quick`` makes a smoke test of it: 2 repeats,
+1 member, 3 epochs, and every generator trained for a few steps (through ``--arm
+LABEL=METHOD:key=value``, see ``QUICK``). The generator cache is off (``LAGAUG_CACHE=off`` unless
+it is set already), so every run fits its own and the wall time is honest.
 
 Per data set the script prints the command line, its wall time and a table from the run's
 ``results.json``: macro-F1 and AUC (mean ± 95% interval over repeats), the change against ``real``
@@ -50,8 +55,10 @@ with its Holm-corrected p, and the same against the best alternative that makes 
 (``duplicate``, ``pseudo-label``) or only pastes a real one (``cut-paste``) — the best by macro-F1
 among those the run compared the arm with. Then the size of the primary family (the comparisons a
 method under test must win, Holm-corrected together) and the smallest corrected p the repeats can
-give: with many arms, 8 repeats cannot make any comparison significant. The run folders (results,
-``report.html``, the log of each run) stay in ``--out``.
+give. With every arm that family is large — 28 comparisons on ``kolektor``, 15 on ``neu`` and
+``mnist`` — and the exact paired test over n repeats gives at least 2 / 2^n, so 8 repeats cannot
+make any comparison significant: ``kolektor`` needs 12 repeats, the others 11 (or fewer arms). The
+run folders (results, ``report.html``, the log of each run) stay in ``--out``.
 """
 
 from __future__ import annotations
@@ -304,6 +311,11 @@ def main() -> None:
     for name in dict.fromkeys(names):
         cmd, about = build_command(args, name, data_dir, out)
         print(f"\n== {name}: {about}\nlagaug {shlex.join(cmd)}", flush=True)
+        slow = [a for a in generative_arms(args, DATASETS[name]["masks"])
+                if a[1] == "vae-overlay" and a[2].get("mode", "faithful") == "faithful" and not args.quick]
+        if slow:
+            print("note: vae-overlay in mode=faithful trains a VAE per source image in every repeat, the bulk "
+                  "of the run on a CPU; --set vae-overlay:mode=shared avoids that", flush=True)
         if args.dry_run:
             continue
         if (out / name).exists() and any((out / name).iterdir()):
