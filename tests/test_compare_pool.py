@@ -320,3 +320,13 @@ def test_comparison_families_with_pseudo_label_and_cut_paste():
     assert sorted((c["arm"], c["baseline"]) for c in primary) == [
         ("vae", "cut-paste"), ("vae", "pseudo-label"), ("vae", "real")]
     assert all(c["p_holm"] == pytest.approx(3 * 2 / 128) for c in primary)  # Holm over the three, all one sign
+
+
+def test_sources_follow_the_order_the_arms_name_them():
+    # a method named only in --arms, listed before its variants, is the one their shared fit is credited to
+    variants = {"vq-pool": {"method": "vqvae2", "set": {"transplant": "pool"}},
+                "vq-ok": {"method": "vqvae2", "classes": ["ok"]}}
+    _, sources = resolve_plan(["real", "vqvae2", "vq-ok", "vq-pool"], None, variants)
+    assert list(sources) == ["vqvae2", "vq-ok", "vq-pool"]
+    _, sources = resolve_plan(["real", "vq-pool", "vqvae2"], None, variants)
+    assert list(sources) == ["vq-pool", "vqvae2"]  # vq-ok is not run: no source

@@ -160,8 +160,8 @@ def resolve_plan(arms: list[str] | None, method: str | None, variants: dict[str,
         if arm.source is not None and arm.source not in sources:
             sources[arm.source] = Source(arm.source, arm.source, {})  # a method by its name, with its defaults
         plan.append(arm)
-    used = {a.source for a in plan if a.source is not None}
-    sources = {label: s for label, s in sources.items() if label in used}
+    # in the order the arms name them: arms sharing a fit are credited to the first one listed
+    sources = {label: sources[label] for label in dict.fromkeys(a.source for a in plan if a.source is not None)}
     under_test = any(s.method not in BASELINE_METHODS for s in sources.values())
     plan = [Arm(a.name, a.kind, a.source, under_test and a.source is not None
                 and sources[a.source].method in BASELINE_METHODS) for a in plan]
