@@ -430,9 +430,12 @@ def _allowed_from_env() -> set[str] | None:
     }
 
 
-def make_plugin_manager(extra_plugins: list[tuple[str, Any]] | None = None) -> LagaugPluginManager:
+def make_plugin_manager(extra_plugins: list[tuple[str, Any]] | None = None, *,
+                        load_entrypoints: bool = True) -> LagaugPluginManager:
     """A new plugin manager: the core's own hooks, the ``lagaug`` entry points (filtered by
     ``LAGAUG_LOAD_PLUGINS``), then ``extra_plugins`` (``(name, plugin)`` pairs, e.g. in tests).
+    ``load_entrypoints=False`` leaves every installed plugin out, lagaug's own methods included:
+    a test sees the core and exactly the plugins it gives.
 
     Build it once where the work starts (the CLI's ``main()``, a test fixture, your script) and
     hand it to :func:`lagaug.run_augment`, :func:`lagaug.run_compare`, :func:`lagaug.fit_generator`
@@ -448,7 +451,8 @@ def make_plugin_manager(extra_plugins: list[tuple[str, Any]] | None = None) -> L
     pm.add_plugin(stages, "core", distribution=BUILTIN_DISTRIBUTION, version=version, builtin=True)
     pm.add_plugin(hardness, "hardness", distribution=BUILTIN_DISTRIBUTION, version=version, builtin=True)
     pm.add_plugin(quality, "quality", distribution=BUILTIN_DISTRIBUTION, version=version, builtin=True)
-    pm.load_entry_points(_allowed_from_env())
+    if load_entrypoints:
+        pm.load_entry_points(_allowed_from_env())
     for name, plugin in extra_plugins or []:
         pm.add_plugin(plugin, name)
     return pm
