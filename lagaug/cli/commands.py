@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from lagaug.cli.main import (
+from lagaug.cli.options import (
     classifier_options, common_run_options, executor_options, friendly_errors, pass_plugins, preset_help,
     refit_option, region_options, set_option, threads_option, use_threads,
 )

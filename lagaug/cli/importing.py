@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from lagaug.cli.main import friendly_errors, pass_plugins
+from lagaug.cli.options import friendly_errors, pass_plugins
 
 
 @click.command("import-checkpoint")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from lagaug.cli.main import friendly_errors, pass_plugins
+from lagaug.cli.options import friendly_errors, pass_plugins
 
 report_option = click.option("--report/--no-report", "report", default=True, show_default=True,
                              help="Write RUN/report.html (the run's page) when the run finishes.")
