@@ -6,7 +6,7 @@ rotation_range=20, width_shift_range=0.2, height_shift_range=0.2)``). Every imag
 its own transform, drawn from the ``torch.Generator`` passed in (never global state), and is
 resampled with ``affine_grid`` / ``grid_sample``, so it runs on whatever device the batch is on.
 :class:`ClassicAugment` is a ``transform(images, generator)`` callable, the hook that
-:func:`lagaug.core.ensemble.train_ensemble` applies to every training batch.
+:func:`lagaug.core.classifier.train_ensemble` applies to every training batch.
 """
 
 from __future__ import annotations

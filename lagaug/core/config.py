@@ -101,6 +101,14 @@ def config_from_dict(cls: type[C], data: Mapping[str, Any], *, source: str = "co
     return cls(**values)
 
 
+def check_at_least(checks) -> None:
+    """``(option, value, lowest)`` triples: a :class:`ConfigError` naming the first option below
+    its lowest value (``value`` ``None``: not given, not checked)."""
+    for name, value, low in checks:
+        if value is not None and value < low:
+            raise ConfigError(f"{name} must be at least {low}, got {value}")
+
+
 def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; a pair without ``=`` is an error."""
     out: dict[str, str] = {}

@@ -118,7 +118,7 @@ def lagaug_score(method, ensemble, dataset, context):
 
     :param method: the :class:`lagaug.GeneratorMethod` the run uses (an override may apply to one
         method only and return ``None`` for the others).
-    :param ensemble: the trained :class:`lagaug.core.ensemble.Ensemble` of this iteration.
+    :param ensemble: the trained :class:`lagaug.core.classifier.Ensemble` of this iteration.
     :param dataset: the current training :class:`lagaug.ImageSet` (real and synthetic images).
     :param context: the :class:`lagaug.StageContext`; ``context.pool`` is ``dataset``,
         ``context.ensemble`` the iteration's ensemble and ``context.probs`` its mean class

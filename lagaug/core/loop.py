@@ -28,9 +28,10 @@ from typing import Any
 
 import torch
 
+from lagaug.core.config import check_at_least
 from lagaug.core.cache import reuse_or_make
 from lagaug.core.data.dataset import DataSplits, ImageSet
-from lagaug.core.ensemble import EnsembleConfig, chance_warning, check_classifier_name, resolve_ensemble_config, train_ensemble
+from lagaug.core.classifier import EnsembleConfig, chance_warning, check_classifier_name, resolve_ensemble_config, train_ensemble
 from lagaug.core.errors import CheckpointError, ConfigError, PluginWarning
 from lagaug.core.executor import Executor, check_executor_options, job_resources, make_executor
 from lagaug.core.generators import checked_options, fit_generator, load_generator, method_config, synthesize
@@ -101,22 +102,17 @@ class AugmentConfig:
 
     def ensemble_config(self) -> EnsembleConfig:
         """The preset with ``--ensemble``, ``--epochs``, ``--classifier``, ``--classifier-aug`` and
-        ``--classifier-set`` applied (one resolver: :func:`lagaug.core.ensemble.resolve_ensemble_config`)."""
+        ``--classifier-set`` applied (one resolver: :func:`lagaug.core.classifier.resolve_ensemble_config`)."""
         overrides = {k: v for k, v in (("members", self.ensemble), ("epochs", self.epochs),
                                        ("classifier", self.classifier)) if v is not None}
         overrides["aug"] = self.classifier_aug
         return resolve_ensemble_config(self.preset, {**overrides, **self.classifier_set}, source="--classifier-set")
 
     def validate(self) -> None:
-        for name, value, low in (("--hard-k", self.hard_k, 1), ("--iterations", self.iterations, 0),
-                                 ("--variants", self.variants, 1), ("--image-size", self.image_size, 8),
-                                 ("--seed", self.seed, 0), ("--split-seed", self.split_seed, 0)):
-            if value < low:
-                raise ConfigError(f"{name} must be at least {low}, got {value}")
-        if self.ensemble is not None and self.ensemble < 1:
-            raise ConfigError(f"--ensemble must be at least 1, got {self.ensemble}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
+        check_at_least((("--hard-k", self.hard_k, 1), ("--iterations", self.iterations, 0),
+                        ("--variants", self.variants, 1), ("--image-size", self.image_size, 8),
+                        ("--seed", self.seed, 0), ("--split-seed", self.split_seed, 0),
+                        ("--ensemble", self.ensemble, 1), ("--epochs", self.epochs, 1)))
         GateConfig(min_distance=self.gate_distance)  # checks --gate-distance
         from lagaug.core.regions.stage import check_region_source
 

@@ -263,7 +263,7 @@ class StageContext:
         start = (0 if self.pool is None else len(self.pool)) + (0 if self.backgrounds is None else len(self.backgrounds))
         self.backgrounds = new if self.backgrounds is None else self.backgrounds.concat(new)
         return torch.arange(start, start + len(images))
-    ensemble: Any = None  # lagaug.core.ensemble.Ensemble | None
+    ensemble: Any = None  # lagaug.core.classifier.Ensemble | None
     plugin_options: dict[str, Any] = field(default_factory=dict)
 
     def batch_rows(self, n: int) -> torch.Tensor:

@@ -10,7 +10,7 @@ from lagaug.core.classifier.config import EnsembleConfig, resolve_ensemble_confi
 from lagaug.core.compare.arms import (  # noqa: F401  (re-exported)
     CLASSIC, DUPLICATE, GATE, PSEUDO, REAL, Arm, Source, resolve_plan,
 )
-from lagaug.core.config import config_from_dict
+from lagaug.core.config import check_at_least, config_from_dict
 from lagaug.core.errors import ConfigError
 from lagaug.core.executor import check_executor_options
 
@@ -59,7 +59,7 @@ class CompareConfig:
     :ivar synthetic_per_image: synthetic images per real training image in the ``METHOD`` arms
         (fractions allowed: 0.5 makes one for every other image); the duplicate arm adds as many.
     :ivar classic: :class:`~lagaug.core.classic.ClassicConfig` overrides (rotation, shift_x, ...).
-    :ivar ensemble: :class:`~lagaug.core.ensemble.EnsembleConfig` overrides on top of ``preset``.
+    :ivar ensemble: :class:`~lagaug.core.classifier.EnsembleConfig` overrides on top of ``preset``.
     :ivar budget: ``epochs`` — every arm trains ``epochs`` passes over its own training set (so arms
         with extra images also get more optimisation steps; the duplicate arm controls for that);
         ``steps`` — every arm gets the optimisation steps of ``epochs`` passes over the largest arm.
@@ -137,15 +137,9 @@ class CompareConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for a bad value (everything checkable without data)."""
-        checks = (("--repeats", self.repeats, 1), ("--image-size", self.image_size, 8), ("--seed", self.seed, 0),
-                  ("--split-seed", self.split_seed, 0))
-        for name, value, low in checks:
-            if value < low:
-                raise ConfigError(f"{name} must be at least {low}, got {value}")
-        if self.train_size is not None and self.train_size < 2:
-            raise ConfigError(f"--train-size must be at least 2, got {self.train_size}")
-        if self.test_size is not None and self.test_size < 1:
-            raise ConfigError(f"--test-size must be at least 1, got {self.test_size}")
+        check_at_least((("--repeats", self.repeats, 1), ("--image-size", self.image_size, 8), ("--seed", self.seed, 0),
+                        ("--split-seed", self.split_seed, 0), ("--train-size", self.train_size, 2),
+                        ("--test-size", self.test_size, 1), ("--pseudo-cap", self.pseudo_cap, 1)))
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if not self.synthetic_per_image > 0:
@@ -158,8 +152,6 @@ class CompareConfig:
             raise ConfigError(f"--test must be wilcoxon or permutation, got {self.test!r}")
         if not 0 < self.pseudo_threshold <= 1:
             raise ConfigError(f"--pseudo-threshold must be in (0, 1], got {self.pseudo_threshold}")
-        if self.pseudo_cap is not None and self.pseudo_cap < 1:
-            raise ConfigError(f"--pseudo-cap must be at least 1, got {self.pseudo_cap}")
         if self.pseudo_rounds not in (1, 2):
             raise ConfigError(f"--pseudo-rounds must be 1 or 2, got {self.pseudo_rounds}")
         self.plan()

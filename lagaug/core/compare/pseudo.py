@@ -31,7 +31,7 @@ import torch
 
 from lagaug.core.data.dataset import ImageSet, to_uint8
 from lagaug.core.data.pools import indexed_batches
-from lagaug.core.ensemble import train_ensemble
+from lagaug.core.classifier import train_ensemble
 from lagaug.core.progress import Progress
 from lagaug.core.quality import ensemble_classifier
 from lagaug.core.runtime import stage_generator

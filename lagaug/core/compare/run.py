@@ -47,7 +47,7 @@ from lagaug.core.compare.report import write_results
 from lagaug.core.compare.summary import summarise_cells
 from lagaug.core.compare.synth import LOADED, SourcePlan, SynthesisStage
 from lagaug.core.data.dataset import DataSplits, ImageSet
-from lagaug.core.ensemble import EnsembleConfig, check_classifier_input, steps_per_epoch
+from lagaug.core.classifier import EnsembleConfig, check_classifier_input, steps_per_epoch
 from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.executor import Executor, job_resources, make_executor, node_label
 from lagaug.core.generators import checked_options, load_generator, method_config
