@@ -62,3 +62,8 @@ def test_the_core_never_imports_the_cli_a_plugin_or_the_old_ensemble_path():
     for path in (PACKAGE / "core").rglob("*.py"):
         bad = {m for m in imports_of(path) if m.startswith(("lagaug.cli", "lagaug.plugins", "lagaug.core.ensemble"))}
         assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"
+
+
+def test_no_method_and_its_importer_import_each_other():
+    edges = graph(PACKAGE / "plugins")
+    assert cycle_in(edges) is None, cycle_in(edges)

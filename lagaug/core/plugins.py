@@ -458,6 +458,12 @@ def make_plugin_manager(extra_plugins: list[tuple[str, Any]] | None = None, *,
     return pm
 
 
+def registered_method(name: str):
+    """The method class registered as ``name`` (a fresh plugin manager reads the entry points):
+    how a module that must not import a method's own module (an importer) finds its class."""
+    return make_plugin_manager().get_method(name)
+
+
 def plugins_or_default(pm: LagaugPluginManager | None) -> LagaugPluginManager:
     """``pm``, or a new manager when the caller gave none (convenience for the Python API)."""
     return pm if pm is not None else make_plugin_manager()

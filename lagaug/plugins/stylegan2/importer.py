@@ -28,7 +28,7 @@ import torch
 
 from lagaug.core.foreign import ALLOWED_GLOBALS, check_tensor, count_indexed, load_checkpoint_file, need_tensor
 from lagaug.core.errors import CheckpointError
-from lagaug.plugins.stylegan2.method import StyleGAN2Config, StyleGAN2Method
+from lagaug.core.plugins import registered_method
 from lagaug.plugins.stylegan2.networks import resolutions
 
 REFERENCE_LR_MLP = 0.01
@@ -160,9 +160,11 @@ def _args_record(args: Any) -> dict[str, Any]:
 
 def import_reference(path: str | os.PathLike, *, out: str | os.PathLike | None = None,
                      class_names: list[str] | None = None, image_size: int | None = None,
-                     channel_multiplier: int | None = None, seed: int = 0) -> StyleGAN2Method:
-    """Build a :class:`StyleGAN2Method` from a rosinality/stylegan2-pytorch file; save it to
-    ``out`` when given.
+                     channel_multiplier: int | None = None, seed: int = 0, method_cls: type | None = None):
+    """Build a ``StyleGAN2Method`` from a rosinality/stylegan2-pytorch file; save it to
+    ``out`` when given. ``method_cls``: the method class to build (``StyleGAN2Method.import_checkpoint``
+    passes itself; default: the method registered as ``stylegan2``), so that this module never
+    imports the method's.
 
     ``image_size`` (``--image-size``) and ``channel_multiplier``, when given, must agree with the
     file. W's statistics (mean, spread, principal directions) are measured from mapping samples
@@ -194,12 +196,13 @@ def import_reference(path: str | os.PathLike, *, out: str | os.PathLike | None =
         raise CheckpointError(f"{path}: its args say size {stored_size} but g_ema's layers make "
                               f"{size}x{size} images; the file is inconsistent")
     has_d = parts["d"] is not None
-    config = StyleGAN2Config(
+    method_cls = method_cls or registered_method("stylegan2")
+    config = method_cls.Config(
         style_dim=info["style_dim"], n_mlp=info["n_mlp"], lr_mlp=REFERENCE_LR_MLP,
         channels=tuple(info["channels"][r] for r in resolutions(size)), discriminator=has_d,
         channel_max=max(info["channels"].values()),
     )
-    method = StyleGAN2Method(config, (info["img_channels"], size, size), list(class_names or []))
+    method = method_cls(config, (info["img_channels"], size, size), list(class_names or []))
     _load_checked(method.generator, parts["g_ema"], path, "g_ema")
     if has_d:
         _load_checked(method.discriminator, parts["d"], path, "d")

@@ -89,7 +89,7 @@ class StyleGAN2Method(GeneratorMethod):
             raise ConfigError("import-checkpoint --method stylegan2 takes one file: lagaug import-checkpoint "
                               "--method stylegan2 FILE --out DIR")
         return import_reference(files["checkpoint"], out=out, class_names=class_names or None, image_size=image_size,
-                                channel_multiplier=options.get("channel_multiplier"))
+                                channel_multiplier=options.get("channel_multiplier"), method_cls=cls)
 
     def describe_import(self) -> str:
         return f"style dimension {self.config.style_dim}, {self.config.n_mlp} mapping layers"

@@ -25,7 +25,7 @@ import torch
 
 from lagaug.core.foreign import ALLOWED_GLOBALS, check_tensor, count_indexed, load_checkpoint_file, need_tensor
 from lagaug.core.errors import CheckpointError, ConfigError
-from lagaug.plugins.vqvae2.method import VQVAE2Config, VQVAE2Method
+from lagaug.core.plugins import registered_method
 from lagaug.plugins.vqvae2.pixelsnail import CausalConv2d
 
 
@@ -187,8 +187,11 @@ def import_reference(
     out: str | os.PathLike | None = None,
     class_names: list[str] | None = None,
     image_size: int | tuple[int, int] | None = None,
-) -> VQVAE2Method:
-    """Build a :class:`VQVAE2Method` from reference checkpoints; save it to ``out`` when given.
+    method_cls: type | None = None,
+):
+    """Build a ``VQVAE2Method`` from reference checkpoints; save it to ``out`` when given.
+    ``method_cls``: the method class to build (``VQVAE2Method.import_checkpoint`` passes itself;
+    default: the method registered as ``vqvae2``), so that this module never imports the method's.
 
     The image size comes from the bottom prior's map (x4) or the top prior's (x8); without a prior
     pass ``image_size``. Without a bottom prior the generator can encode and decode but not
@@ -243,11 +246,12 @@ def import_reference(
     if "top" in priors:
         fields.update(_prior_config("top_prior", priors["top"][2]), top_prior=True)
     try:
-        config = VQVAE2Config(**fields)
+        method_cls = method_cls or registered_method("vqvae2")
+        config = method_cls.Config(**fields)
     except ConfigError as exc:  # worded for --set, but the values come from the files' shapes
         raise CheckpointError(f"{vq_path}: the files' tensor shapes give an unsupported VQ-VAE-2 "
                               f"({str(exc).removeprefix('--set ')})") from None
-    method = VQVAE2Method(config, (vq["in_channel"], height, width), list(class_names or []))
+    method = method_cls(config, (vq["in_channel"], height, width), list(class_names or []))
 
     _load_checked(method.vqvae, vq_state, vq_path, "VQ-VAE-2")
     method.state = {"vqvae": {"imported_from": str(vq_path)}}

@@ -89,7 +89,7 @@ class VQVAE2Method(GeneratorMethod):
         if vqvae is None:
             raise ConfigError("import-checkpoint --method vqvae2 needs the VQ-VAE file: --vqvae FILE (or FILE)")
         return import_reference(vqvae, bottom_prior=files.get("bottom_prior"), top_prior=files.get("top_prior"),
-                                out=out, class_names=class_names, image_size=image_size)
+                                out=out, class_names=class_names, image_size=image_size, method_cls=cls)
 
     def describe_import(self) -> str:
         parts = ["VQ-VAE-2"] + [f"{level} prior" for level in ("bottom", "top") if f"{level}_prior" in self.state]
