@@ -14,11 +14,9 @@ os.environ["LAGAUG_CACHE"] = "off"  # runs in tests compute everything; the cach
 
 
 @pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    """The cache of fits and baselines, on, in a fresh folder."""
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("LAGAUG_CACHE", str(folder))
-    return folder
+def cache_dir(lagaug_cache):
+    """The cache of fits and baselines, on, in a fresh folder (lagaug's own pytest fixture)."""
+    return lagaug_cache
 
 
 @pytest.fixture
