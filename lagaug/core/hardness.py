@@ -23,18 +23,21 @@ def true_label_confidence(probs, targets):
     return (probs * targets.unsqueeze(0)).sum(-1).mean(0)
 
 
+def check_hard_k(k: int, n: int, where: str = "candidate images") -> None:
+    """``--hard-k`` ``k`` must not exceed the ``n`` images the selection may choose from (one
+    message, used before the run starts and by the selector itself)."""
+    from lagaug.core.errors import ConfigError
+
+    if k > n:
+        raise ConfigError(f"--hard-k {k} is larger than the {n} {where}; lower --hard-k or widen --classes")
+
+
 def hardest(scores, candidates, k: int):
     """Indices of the ``k`` lowest ``scores`` among the bool mask ``candidates`` (stable ties)."""
     import torch
 
-    from lagaug.core.errors import ConfigError
-
     idx = torch.nonzero(candidates, as_tuple=False).flatten()
-    if k > len(idx):
-        raise ConfigError(
-            f"--hard-k {k} is larger than the {len(idx)} candidate images; lower --hard-k "
-            "or widen --classes"
-        )
+    check_hard_k(k, len(idx))
     order = torch.sort(scores[idx], stable=True).indices[:k]
     return idx[order]
 

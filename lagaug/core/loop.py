@@ -28,13 +28,16 @@ from typing import Any
 
 import torch
 
-from lagaug.core.config import check_at_least
 from lagaug.core.cache import reuse_or_make
+from lagaug.core.classifier import (
+    EnsembleConfig, chance_warning, check_classifier_name, resolve_ensemble_config, train_ensemble,
+)
+from lagaug.core.config import check_at_least
 from lagaug.core.data.dataset import DataSplits, ImageSet
-from lagaug.core.classifier import EnsembleConfig, chance_warning, check_classifier_name, resolve_ensemble_config, train_ensemble
 from lagaug.core.errors import CheckpointError, ConfigError, PluginWarning
 from lagaug.core.executor import Executor, check_executor_options, job_resources, make_executor
 from lagaug.core.generators import checked_options, fit_generator, load_generator, method_config, synthesize
+from lagaug.core.hardness import check_hard_k
 from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext, Synthesis, read_generator_meta
 from lagaug.core.plugins import LagaugPluginManager, plugins_or_default, record_plugins, warn_competing
 from lagaug.core.progress import Progress
@@ -233,11 +236,9 @@ class Loop(RunJob):
         candidates = torch.ones(len(train), dtype=torch.bool)
         if self.classes is not None:
             candidates &= torch.isin(train.labels, torch.tensor(self.classes))
-        n = int(candidates.sum())
-        if self.cfg.iterations > 0 and self.cfg.hard_k > n:
+        if self.cfg.iterations > 0:
             where = "in --classes " + ", ".join(self.cfg.classes) if self.classes is not None else "for training"
-            raise ConfigError(f"--hard-k {self.cfg.hard_k} is larger than the {n} images {where}; "
-                              "lower --hard-k or widen --classes")
+            check_hard_k(self.cfg.hard_k, int(candidates.sum()), f"images {where}")
 
     def generator(self) -> GeneratorMethod:
         """The run's generator: ``--generator``, the run's own (resume), the cache's copy of the same
