@@ -27,3 +27,13 @@ def test_the_data_and_cache_fixtures(learnable_data, defect_data, lagaug_cache):
     with np.load(defect_data) as npz:
         assert npz["m_train"].shape == npz["x_train"].shape and npz["m_train"][npz["y_train"] == 1].any()
     assert os.environ["LAGAUG_CACHE"] == str(lagaug_cache)
+
+
+def test_the_pytest_plugin_does_not_import_torch():
+    # it loads with every test session where lagaug is installed, torch or not used
+    import subprocess
+    import sys
+
+    code = "import sys, lagaug.testing.fixtures; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -15,11 +15,27 @@ try:
 except ImportError:  # pragma: no cover - exercised in a process without pytest
     raise ImportError('lagaug.testing needs pytest: install the test extra, pip install "lagaug[test]"') from None
 
-from lagaug.testing.contract import MethodContract
-from lagaug.testing.data import (
-    CLASS_NAMES, DEFECT_CLASSES, TEST_ENSEMBLE, defect_npz, defect_set, learnable_images, learnable_npz, learnable_set,
-    learnable_splits, test_ensemble_config,
-)
+_EXPORTS = {
+    "MethodContract": "lagaug.testing.contract",
+    **{name: "lagaug.testing.data" for name in (
+        "CLASS_NAMES", "DEFECT_CLASSES", "TEST_ENSEMBLE", "defect_npz", "defect_set", "learnable_images",
+        "learnable_npz", "learnable_set", "learnable_splits", "test_ensemble_config")},
+}
 
-__all__ = ["CLASS_NAMES", "DEFECT_CLASSES", "MethodContract", "TEST_ENSEMBLE", "defect_npz", "defect_set",
-           "learnable_images", "learnable_npz", "learnable_set", "learnable_splits", "test_ensemble_config"]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """Imported on first use: the pytest plugin (:mod:`lagaug.testing.fixtures`) loads with every
+    test session where lagaug is installed, and must not import torch for suites that never use it."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lagaug.testing' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
