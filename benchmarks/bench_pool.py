@@ -58,7 +58,10 @@ method under test must win, Holm-corrected together) and the smallest corrected 
 give. With every arm that family is large — 28 comparisons on ``kolektor``, 15 on ``neu`` and
 ``mnist`` — and the exact paired test over n repeats gives at least 2 / 2^n, so 8 repeats cannot
 make any comparison significant: ``kolektor`` needs 12 repeats, the others 11 (or fewer arms). The
-run folders (results, ``report.html``, the log of each run) stay in ``--out``.
+run folders (results, ``report.html``, the log of each run) stay in ``--out``; ``--resume`` with the
+same ``--out`` and options continues them, and a larger ``--repeats`` adds repeats to finished runs
+(repeat r's draws and seeds do not depend on how many there are). The wall time printed is then
+that of the added work only.
 """
 
 from __future__ import annotations
@@ -201,13 +204,13 @@ def build_command(args, name: str, data_dir: Path, out: Path) -> tuple[list[str]
     return cmd, about
 
 
-def run_compare(cmd: list[str], log: Path) -> tuple[int, float]:
+def run_compare(cmd: list[str], log: Path, append: bool = False) -> tuple[int, float]:
     """Run ``lagaug compare`` as a child process (stdout and stderr to ``log``); its exit status and
     wall seconds."""
     env = dict(os.environ)
     env.setdefault("LAGAUG_CACHE", "off")
     start = time.perf_counter()
-    with open(log, "w") as fh:
+    with open(log, "a" if append else "w") as fh:
         status = subprocess.run([sys.executable, "-m", "lagaug", *cmd], stdout=fh, stderr=subprocess.STDOUT,
                                 env=env, cwd=HERE).returncode
     return status, time.perf_counter() - start
@@ -292,6 +295,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke test: tiny classifiers and generators")
     parser.add_argument("--out", type=Path, default=None, help="a folder for the runs [a new one under the temp dir]")
     parser.add_argument("--dry-run", action="store_true", help="print the compare command lines only")
+    parser.add_argument("--resume", action="store_true", help="continue the runs already in --out (the same "
+                        "options; a larger --repeats adds repeats, the finished ones are kept)")
     parser.add_argument("compare_args", nargs="*", help="after --: more lagaug compare options")
     args = parser.parse_args()
     defaults = (2, 1, 3) if args.quick else (8, 2, 20)
@@ -318,11 +323,13 @@ def main() -> None:
                   "of the run on a CPU; --set vae-overlay:mode=shared avoids that", flush=True)
         if args.dry_run:
             continue
-        if (out / name).exists() and any((out / name).iterdir()):
-            print(f"{out / name} is not empty; give another --out (or resume it by hand with --resume)")
+        resuming = (out / name).exists() and any((out / name).iterdir())
+        if resuming and not args.resume:
+            print(f"{out / name} is not empty; give another --out, or --resume to continue it (more "
+                  "--repeats add repeats)")
             continue
         log = out / f"{name}.log"
-        status, wall = run_compare(cmd, log)
+        status, wall = run_compare(cmd + (["--resume"] if resuming else []), log, append=resuming)
         if status != 0:
             tail = log.read_text().splitlines()[-15:]
             print(f"FAILED after {wall:.0f} s (exit {status}); the end of {log}:\n" + "\n".join(tail), flush=True)

@@ -339,8 +339,26 @@ def test_resume_skips_finished_cells(tmp_path, splits, fake_method, monkeypatch)
     result = run_compare(cfg, splits=splits, resume=True, plugins=fake_method)
     assert calls == ["repeat 0: classic"] and fits == []  # nothing else trained, no generator refit
     assert len(result.cells) == 5
-    with pytest.raises(ConfigError, match="was started with repeats=1"):
-        run_compare(config(tmp_path, repeats=2), splits=splits, resume=True, plugins=fake_method)
+    with pytest.raises(ConfigError, match="was started with seed=0"):
+        run_compare(config(tmp_path, repeats=1, seed=1), splits=splits, resume=True, plugins=fake_method)
+
+
+def test_resume_with_more_repeats_adds_repeats_and_keeps_the_finished_ones(tmp_path, splits, fake_method):
+    first = run_compare(config(tmp_path, repeats=1), splits=splits, plugins=fake_method)
+    before = {c["arm"]: c["f1"] for c in first.cells}
+    stamp = (tmp_path / "run" / "repeats" / "r000" / "arms" / "real" / "metrics.json").stat().st_mtime_ns
+    grown = run_compare(config(tmp_path, repeats=2), splits=splits, resume=True, plugins=fake_method)
+    assert sorted({c["repeat"] for c in grown.cells}) == [0, 1] and len(grown.cells) == 10
+    assert {c["arm"]: c["f1"] for c in grown.cells if c["repeat"] == 0} == before
+    assert (tmp_path / "run" / "repeats" / "r000" / "arms" / "real" / "metrics.json").stat().st_mtime_ns == stamp
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["repeats"] == 2
+    assert all(r["repeats"] == 2 for r in json.loads((tmp_path / "run" / "results.json").read_text())["rows"])
+    # a fresh two-repeat run gives the same figures: repeat r's seeds do not depend on the count
+    fresh = run_compare(config(tmp_path / "fresh", repeats=2), splits=splits, plugins=fake_method)
+    assert sorted((c["repeat"], c["arm"], c["f1"]) for c in fresh.cells) == \
+        sorted((c["repeat"], c["arm"], c["f1"]) for c in grown.cells)
+    with pytest.raises(ConfigError, match="repeats may only grow on --resume"):
+        run_compare(config(tmp_path, repeats=1), splits=splits, resume=True, plugins=fake_method)
 
 
 def test_steps_budget_gives_every_arm_the_same_steps(tmp_path, splits, fake_method):

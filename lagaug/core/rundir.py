@@ -65,13 +65,17 @@ class RunDir:
         return self.root / "synthetic" / f"it{it:03d}"
 
     # -- start / resume ------------------------------------------------------------------------
-    def start(self, config: dict[str, Any], resume: bool, identity: dict[str, Any] | None = None) -> dict[str, Any]:
+    def start(self, config: dict[str, Any], resume: bool, identity: dict[str, Any] | None = None,
+              may_grow: frozenset[str] = frozenset()) -> dict[str, Any]:
         """Create the run, or check that a resumed one is the same run; then hold its lock.
 
         A run is recognised by what it *is*, not how its paths were spelled: the run folder's own
         path is never compared (it may have been moved or copied), and data, pool and generator
         are compared by ``identity`` fingerprints (content), not by the path given. Every other
-        option must match, except those that may change between sessions (:data:`RESUME_FREE`).
+        option must match, except those that may change between sessions (:data:`RESUME_FREE`)
+        and the counts in ``may_grow``, which a resumed run may raise (never lower): compare's
+        ``repeats``, whose finished repeats stay as they are. ``config.json`` then records the
+        new count.
         """
         saved = self.read_config()
         if saved is None:
@@ -90,8 +94,11 @@ class RunDir:
                 f"--out {self.root}: a run already exists there; pass --resume to continue it "
                 "or choose another --out"
             )
-        self._check_same_run(saved, config, identity or {})
+        grown = self._check_same_run(saved, config, identity or {}, may_grow)
         remove_stray_temporaries(self.root)
+        if grown:
+            saved = {**saved, **grown}
+            atomic_write_json(self.config_path, saved)
         return saved
 
     def _begin(self, config: dict[str, Any], identity: dict[str, Any] | None) -> dict[str, Any]:
@@ -133,13 +140,19 @@ class RunDir:
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{self.config_path}: unreadable ({exc}); this run cannot be resumed") from None
 
-    def _check_same_run(self, saved: dict, config: dict, identity: dict) -> None:
-        diff = [k for k in config if k not in RESUME_FREE | PATH_KEYS and saved.get(k) != config[k]]
+    def _check_same_run(self, saved: dict, config: dict, identity: dict,
+                        may_grow: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """Refuse a resume whose options differ from the run's; the grown counts, if any."""
+        grown = {k: config[k] for k in may_grow
+                 if k in config and isinstance(saved.get(k), int) and config[k] > saved[k]}
+        diff = [k for k in config if k not in RESUME_FREE | PATH_KEYS | grown.keys() and saved.get(k) != config[k]]
         if diff:
             key = diff[0]
+            more = (f"; {key} may only grow on --resume (its finished work is kept)" if key in may_grow
+                    else "")
             raise ConfigError(
                 f"--resume: {self.root} was started with {key}={saved.get(key)!r}, not "
-                f"{config[key]!r}; drop the option or choose another --out"
+                f"{config[key]!r}{more}; drop the option or choose another --out"
             )
         known = saved.get("identity", {})
         for key, value in identity.items():
@@ -148,6 +161,7 @@ class RunDir:
                     f"--resume: {self.root} was started with other {key} (its content differs from "
                     f"--{key} {config.get(key)!r}); give the same {key} or choose another --out"
                 )
+        return grown
 
     # -- the lock ------------------------------------------------------------------------------
     @property

@@ -150,7 +150,7 @@ class Compare(RunJob, SynthesisStage, PseudoLabelStage):
         self.identity = identity
         self.executor = make_executor(cfg.executor, cfg.ray_address,  # an unreachable cluster: before any write
                                       job_resources(cfg.threads, self.device.type, cfg.ray_gpus))
-        self.run.start(dataclasses.asdict(cfg), self.resume, identity)
+        self.run.start(dataclasses.asdict(cfg), self.resume, identity, may_grow=frozenset({"repeats"}))
         self.run.write_data_summary(self.splits.summary())
         atomic_write_json(self.run.root / "arms.json", self.arms_record())
         self.progress.log(self.splits.counts_line())
