@@ -32,8 +32,8 @@ import time
 import torch
 
 from lagaug.core.config import parse_overrides
-from lagaug.core.generators import fit_generator
 from lagaug.core.progress import Progress
+from lagaug.core.run.generators import fit_generator
 
 
 def pairs(labels: torch.Tensor, n: int, same: bool, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

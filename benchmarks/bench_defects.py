@@ -57,14 +57,15 @@ def main() -> None:
     from lagaug.core.classifier.config import resolve_ensemble_config
     from lagaug.core.classifier.ensemble import train_ensemble
     from lagaug.core.config import resolve_options
+    from lagaug.core.contract.method import StageContext
+    from lagaug.core.contract.plugins import make_plugin_manager
     from lagaug.core.data.pools import ArrayPool
     from lagaug.core.data.sources import load_data
-    from lagaug.core.generators import fit_generator, synthesize
-    from lagaug.core.method import StageContext
-    from lagaug.core.plugins import make_plugin_manager
-    from lagaug.core.quality import ensemble_classifier
+    from lagaug.core.defaults.quality import ensemble_classifier
+    from lagaug.core.plots import save_pair_grid
     from lagaug.core.regions.masks import dilate
-    from lagaug.core.report import save_pair_grid
+    from lagaug.core.run.generators import fit_generator
+    from lagaug.core.run.pipeline import synthesize
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="default")

@@ -36,13 +36,13 @@ from pathlib import Path
 
 import torch
 
+from lagaug.core.contract.method import StageContext
+from lagaug.core.contract.plugins import make_plugin_manager
 from lagaug.core.data import load_data
+from lagaug.core.defaults.quality import class_wins, ensemble_classifier, label_fidelity
 from lagaug.core.ensemble import preset, train_ensemble
-from lagaug.core.generators import fit_generator, load_generator, sample_images
-from lagaug.core.method import StageContext
-from lagaug.core.plugins import make_plugin_manager
 from lagaug.core.progress import Progress
-from lagaug.core.quality import class_wins, ensemble_classifier, label_fidelity
+from lagaug.core.run.generators import fit_generator, load_generator, sample_images
 from lagaug.core.runtime import stage_generator
 
 NEU = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "neu_det_64.npz"

@@ -25,7 +25,7 @@ def main() -> None:
     from lagaug.core.classifier.ensemble import train_ensemble
     from lagaug.core.data.pools import ArrayPool
     from lagaug.core.data.sources import load_data
-    from lagaug.core.quality import ensemble_classifier
+    from lagaug.core.defaults.quality import ensemble_classifier
     from lagaug.core.regions.anomaly import AnomalyConfig, AnomalyModel
     from lagaug.core.regions.measure import region_figures
     from lagaug.core.regions.saliency import occlusion_map, saliency_region

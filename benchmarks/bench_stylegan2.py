@@ -43,10 +43,10 @@ from pathlib import Path
 import torch
 
 from lagaug.core.config import parse_overrides
+from lagaug.core.contract.method import StageContext
 from lagaug.core.data import load_data
-from lagaug.core.generators import fit_generator, load_generator
-from lagaug.core.method import StageContext
 from lagaug.core.progress import Progress
+from lagaug.core.run.generators import fit_generator, load_generator
 
 
 class TimingProgress(Progress):
@@ -65,7 +65,7 @@ class TimingProgress(Progress):
 
 
 def sample_grid(method, real: torch.Tensor, path: Path, seed: int) -> None:
-    from lagaug.core.store import save_png
+    from lagaug.core.store.atomic import save_png
 
     images = method.generate(64, torch.Generator().manual_seed(seed))
     c, h, w = method.image_shape
@@ -107,7 +107,7 @@ def cmd_fit(args) -> None:
 
 def plugins_kw() -> dict:
     """``plugins=`` for the core API where it takes a plugin manager (newer cores)."""
-    from lagaug.core import plugins
+    from lagaug.core.contract import plugins
 
     make = getattr(plugins, "make_plugin_manager", None)
     return {"plugins": make()} if make is not None else {}

@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 
 from lagaug.core.config import parse_overrides
+from lagaug.core.contract.method import StageContext
+from lagaug.core.contract.plugins import make_plugin_manager
 from lagaug.core.data.sources import load_data
-from lagaug.core.generators import fit_generator
-from lagaug.core.method import StageContext
-from lagaug.core.plugins import make_plugin_manager
-from lagaug.core.store import save_png
+from lagaug.core.run.generators import fit_generator
+from lagaug.core.store.atomic import save_png
 from lagaug.plugins.vae_overlay.overlay import combine
 
 

@@ -75,7 +75,7 @@ def plugins_with_vae():
     source tree that was never installed (no entry points)."""
     import importlib
 
-    from lagaug.core.plugins import make_plugin_manager
+    from lagaug.core.contract.plugins import make_plugin_manager
 
     pm = make_plugin_manager()
     if "vae" not in pm.methods:

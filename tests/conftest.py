@@ -6,7 +6,6 @@ import os
 import sys
 
 import pytest
-
 from helpers import expose_example_plugin
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # a shared 2-core machine: one thread is faster and repeatable
@@ -45,7 +44,7 @@ def example_plugin(plugin_site):
 def plugins(example_plugin):
     """A plugin manager built the way ``lagaug``'s ``main()`` builds one, with the example plugin
     installed; tests add their own plugins with ``make_plugin_manager(extra_plugins=...)``."""
-    from lagaug.core.plugins import make_plugin_manager
+    from lagaug.core.contract.plugins import make_plugin_manager
 
     return make_plugin_manager()
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import textwrap
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_PLUGIN = ROOT / "examples" / "lagaug-example-plugin"
@@ -43,7 +44,7 @@ def invoke(*args, plugins=None, env: dict | None = None) -> CliResult:
     from click.testing import CliRunner
 
     from lagaug.cli.main import make_cli
-    from lagaug.core.plugins import make_plugin_manager
+    from lagaug.core.contract.plugins import make_plugin_manager
 
     pm = plugins if plugins is not None else make_plugin_manager()
     result = CliRunner(env=env).invoke(make_cli(pm), [str(a) for a in args], obj=pm, catch_exceptions=False)

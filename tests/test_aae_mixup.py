@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from lagaug import hookimpl
+from lagaug.core.contract.method import FitContext, StageContext
+from lagaug.core.contract.plugins import make_plugin_manager
 from lagaug.core.data.dataset import ImageSet, InMemoryPool
 from lagaug.core.errors import CheckpointError, ConfigError, DataError
-from lagaug.core.generators import fit_generator, load_generator, sample_images
-from lagaug.core.loop import AugmentConfig, run_augment
-from lagaug.core.method import FitContext, StageContext
-from lagaug.core.plugins import make_plugin_manager
+from lagaug.core.run.generators import fit_generator, load_generator, sample_images
+from lagaug.core.run.loop import AugmentConfig, run_augment
 from lagaug.plugins.aae_mixup.method import AAEMixupConfig, AAEMixupMethod
 from lagaug.plugins.aae_mixup.training import disc_accuracy, encode_all, recon_errors
 
@@ -304,7 +304,7 @@ def test_partner_classes_leaving_no_other_class_is_refused(uniform, train):
     ({"nearest_k": "0"}, r"nearest_k must be at least 1, got 0"),
 ])
 def test_bad_options_are_refused_with_the_valid_range(uniform, train, overrides, message):
-    from lagaug.core.generators import make_method
+    from lagaug.core.run.generators import make_method
 
     with pytest.raises(ConfigError, match=message) as err:
         make_method("aae-mixup", (1, SIZE, SIZE), CLASSES, overrides)
@@ -336,7 +336,7 @@ def test_a_saved_aae_mixup_generator_is_refused_as_another_method(tmp_path):
         AAEMixupMethod.load(tmp_path / "vae")
     loop = AugmentConfig(method="vae", generator=str(tmp_path / "gen"), data=str(tmp_path / "x.npz"),
                          out=str(tmp_path / "run"))
-    from lagaug.core.loop import check_generator_dir
+    from lagaug.core.run.loop import check_generator_dir
 
     with pytest.raises(CheckpointError, match=r"generator was saved by method 'aae-mixup', but --method is 'vae'"):
         check_generator_dir(loop.generator, loop.method, data.train)

@@ -6,9 +6,7 @@ import pytest
 import torch
 
 from lagaug.core.errors import ConfigError, DataError
-from lagaug.plugins.aae_mixup.partners import (
-    PartnerPool, allowed_classes, check_lambda, choose_partners, draw_lambda,
-)
+from lagaug.plugins.aae_mixup.partners import PartnerPool, allowed_classes, check_lambda, choose_partners, draw_lambda
 
 NAMES = ["a", "b", "c"]
 

@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pytest
 
-from lagaug.core.loop import AugmentConfig, run_augment
-from lagaug.core.plugins import make_plugin_manager
+from lagaug.core.contract.plugins import make_plugin_manager
+from lagaug.core.run.loop import AugmentConfig, run_augment
 
 
 def metrics(out, it: int) -> dict:

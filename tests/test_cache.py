@@ -9,20 +9,21 @@ import warnings
 
 import pytest
 import torch
+from test_loop import config
 
 from lagaug import hookimpl
-from lagaug.core.cache import CacheWarning
-from lagaug.core.loop import run_augment
-from lagaug.core.plugins import make_plugin_manager
-from test_loop import config
+from lagaug.core.contract.plugins import make_plugin_manager
+from lagaug.core.run.loop import run_augment
+from lagaug.core.store.cache import CacheWarning
 
 
 class Counting:
     """Counts generator fits and member trainings (patched into the example method and the trainer)."""
 
     def __init__(self, monkeypatch):
-        import lagaug.core.classifier.ensemble as ensemble
         from lagaug_example_plugin.method import JitterMethod
+
+        import lagaug.core.classifier.ensemble as ensemble
 
         self.fits = self.members = 0
         fit, job = JitterMethod.fit, ensemble.member_job

@@ -8,16 +8,27 @@ import pytest
 import torch
 
 from lagaug.core.classifier import (
-    PRESETS, EnsembleConfig, build_classifier, preset_values, resolve_classifier_aug, resolve_ensemble_config,
+    PRESETS,
+    EnsembleConfig,
+    build_classifier,
+    preset_values,
+    resolve_classifier_aug,
+    resolve_ensemble_config,
 )
 from lagaug.core.classifier.augment import ClassifierAugment, max_shift, random_dihedral
 from lagaug.core.classifier.chance import chance_warning, majority_scores, null_auc_margin
-from lagaug.testing import learnable_set, test_ensemble_config
 from lagaug.core.classifier.training import (
-    class_weights, epoch_order, kept_epoch, lr_factor, recalibrate_batchnorm, resolve_balance, train_member,
+    class_weights,
+    epoch_order,
+    kept_epoch,
+    lr_factor,
+    recalibrate_batchnorm,
+    resolve_balance,
+    train_member,
 )
 from lagaug.core.errors import ConfigError
 from lagaug.core.threads import apply_threads, default_threads
+from lagaug.testing import learnable_set, test_ensemble_config
 
 # -- class balance ----------------------------------------------------------------------------------
 

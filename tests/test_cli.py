@@ -10,9 +10,8 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from helpers import ROOT, invoke
+from PIL import Image
 
 TINY_VQVAE2 = ["--set", "channel=8", "--set", "n_res_block=1", "--set", "n_res_channel=4", "--set", "embed_dim=4",
                "--set", "n_embed=16", "--set", "epochs=2", "--set", "prior_channel=8", "--set", "prior_res_channel=8",

@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from lagaug import hookimpl
-from lagaug.core.classic import ClassicAugment, ClassicConfig, affine
+from lagaug.core.classifier.classic import ClassicAugment, ClassicConfig, affine
 from lagaug.core.compare import RESULT_COLUMNS, Compare, CompareConfig, carve_validation, draw_subset, run_compare
 from lagaug.core.compare.summary import summarise_cells
+from lagaug.core.contract.method import GeneratorMethod, Latents, Synthesis
+from lagaug.core.contract.plugins import make_plugin_manager
 from lagaug.core.data.dataset import DataSplits, ImageSet
 from lagaug.core.errors import ConfigError, DataError
-from lagaug.core.method import GeneratorMethod, Latents, Synthesis
-from lagaug.core.plugins import make_plugin_manager
 from lagaug.testing import TEST_ENSEMBLE, learnable_set
 
 CLASSES = ["a", "b", "c"]
@@ -376,7 +376,7 @@ def test_steps_budget_gives_every_arm_the_same_steps(tmp_path, splits, fake_meth
 def test_garay_cnn_is_table_1_and_works_as_ensemble_classifier():
     import timm
 
-    import lagaug.core.cnn as cnn
+    import lagaug.core.classifier.cnn as cnn
     from lagaug.core.ensemble import build_classifier
 
     assert timm.is_model("garay_cnn") and timm.is_model("garay_cnn_small")
@@ -450,7 +450,7 @@ def test_cli_compare_runs_and_prints_the_table(fake_method, tiny_npz, tmp_path):
 
 
 def test_a_saved_generator_serves_every_repeat_without_fitting(tmp_path, pm, monkeypatch):
-    from lagaug.core.generators import fit_generator
+    from lagaug.core.run.generators import fit_generator
 
     splits = DataSplits(image_set(60, "train", 0), image_set(0, "val", 1), image_set(30, "test", 2))
     gen = fit_generator("fake", splits, out=tmp_path / "gen", plugins=pm)

@@ -5,8 +5,8 @@ variants in one comparison (sharing fits), and the comparisons the summary makes
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,12 +19,12 @@ from lagaug.core.compare import CompareConfig, parse_variant, run_compare
 from lagaug.core.compare.arms import comparison_pairs, resolve_plan
 from lagaug.core.compare.pseudo import choose
 from lagaug.core.compare.summary import summarise_cells
+from lagaug.core.contract.method import GeneratorMethod, Latents, Synthesis
+from lagaug.core.contract.plugins import make_plugin_manager
 from lagaug.core.data.dataset import DataSplits, InMemoryPool, to_uint8
 from lagaug.core.data.pools import ArrayPool, check_pool_disjoint, indexed_batches, load_unlabeled
 from lagaug.core.data.synthetic import SyntheticPool
 from lagaug.core.errors import ConfigError, DataError
-from lagaug.core.method import GeneratorMethod, Latents, Synthesis
-from lagaug.core.plugins import make_plugin_manager
 from lagaug.testing import TEST_ENSEMBLE, learnable_set, learnable_splits
 
 # -- a method with a fit-time and a stage option ---------------------------------------------------

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 
-from lagaug.core.data import DataSplits, load_data, make_default_splits
-from lagaug.core.data import synthetic
+from lagaug.core.data import DataSplits, load_data, make_default_splits, synthetic
 from lagaug.core.data.synthetic import HARD_SEVERITY, SyntheticPool, render_image
 
 SMALL = dict(n_unlabeled=30, train=(10, 4), val=(3, 2), test=(5, 3))

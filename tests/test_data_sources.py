@@ -11,13 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from lagaug.core.data import load_data, load_unlabeled
-from lagaug.core.data import pools, sources
+from lagaug.core.data import load_data, load_unlabeled, pools, sources
 from lagaug.core.data.sources import BadImageWarning, FolderPool
 from lagaug.core.data.splits import stratified_split
 from lagaug.core.data.synthetic import SyntheticPool
 from lagaug.core.errors import ConfigError, DataError
-
 
 # -- helpers that make tiny data sets ---------------------------------------------------------------
 

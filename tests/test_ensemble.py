@@ -12,9 +12,9 @@ import torch
 
 from lagaug.core.classifier import chance_warning, resolve_ensemble_config, steps_per_epoch, train_ensemble
 from lagaug.core.classifier.chance import majority_scores
-from lagaug.testing import learnable_set, learnable_splits, test_ensemble_config
 from lagaug.core.data.dataset import ImageSet
 from lagaug.core.errors import ConfigError
+from lagaug.testing import learnable_set, learnable_splits, test_ensemble_config
 
 
 def balanced_accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
@@ -107,8 +107,8 @@ def test_chance_warning_fires_when_labels_are_random():
 
 
 def test_the_learnable_npz_is_learnt_through_load_data_but_not_perfectly(tmp_path):
-    from lagaug.testing import learnable_npz
     from lagaug.core.data import load_data
+    from lagaug.testing import learnable_npz
 
     learnable_npz(tmp_path / "learn.npz")
     splits = load_data(tmp_path / "learn.npz", image_size=16)

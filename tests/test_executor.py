@@ -6,8 +6,8 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-
 from helpers import invoke
+
 from lagaug.core.errors import ConfigError
 from lagaug.core.executor import LocalExecutor, check_executor_options, job_resources, make_executor
 

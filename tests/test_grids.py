@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from lagaug.core.data.dataset import ImageSet
-from lagaug.core.report import partner_images, save_pair_grid
+from lagaug.core.plots import partner_images, save_pair_grid
 
 W = 4  # cell size; pad 2, scale 1 below
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import invoke, make_distribution
 from PIL import Image
 
-from helpers import invoke, make_distribution
+from lagaug.core.contract.plugins import make_plugin_manager
 from lagaug.core.errors import CheckpointError, ConfigError
-from lagaug.core.loop import AugmentConfig, run_augment
-from lagaug.core.plugins import make_plugin_manager
-from lagaug.core.rundir import lock_line
+from lagaug.core.run.loop import AugmentConfig, run_augment
+from lagaug.core.store.rundir import lock_line
 
 
 def lagaug(*args, cwd=None, env=None, **kw):
@@ -78,7 +78,7 @@ def test_a_failed_start_leaves_nothing_behind(example_plugin, learn_npz, tmp_pat
 @pytest.fixture
 def saved_gen(plugins, learn_npz, tmp_path):
     from lagaug.core.data.sources import load_data
-    from lagaug.core.generators import fit_generator
+    from lagaug.core.run.generators import fit_generator
 
     gen = tmp_path / "gen"
     fit_generator("jitter", load_data(learn_npz, image_size=16), out=gen, plugins=plugins)
@@ -93,7 +93,7 @@ def saved_gen(plugins, learn_npz, tmp_path):
     (lambda m: m["config"].update(sigmaa=1), r"generator.json: config: unknown key 'sigmaa'"),
 ])
 def test_a_malformed_generator_json_is_an_error_in_that_file(plugins, saved_gen, edit, message):
-    from lagaug.core.generators import load_generator
+    from lagaug.core.run.generators import load_generator
 
     meta = json.loads((saved_gen / "generator.json").read_text())
     edit(meta)
@@ -104,7 +104,7 @@ def test_a_malformed_generator_json_is_an_error_in_that_file(plugins, saved_gen,
 
 
 def test_a_generator_from_a_newer_lagaug_is_reported(plugins, saved_gen):
-    from lagaug.core.generators import load_generator
+    from lagaug.core.run.generators import load_generator
 
     meta = json.loads((saved_gen / "generator.json").read_text())
     meta["lagaug_version"] = "99.0"
@@ -123,7 +123,7 @@ def test_a_bad_generator_is_refused_before_the_run_exists(plugins, saved_gen, le
 
 def test_the_same_seed_writes_the_same_generator_file(plugins, learn_npz, tmp_path):
     from lagaug.core.data.sources import load_data
-    from lagaug.core.generators import fit_generator
+    from lagaug.core.run.generators import fit_generator
 
     splits = load_data(learn_npz, image_size=16)
     tiny = {"latent_dim": 2, "epochs": 2, "min_steps": 2, "channels": 4, "hidden": 8}
@@ -227,7 +227,7 @@ def test_ids_with_commas_and_newlines_survive_csv_and_resume(plugins, tmp_path):
         Image.fromarray(data.images[i, 0].numpy()).save(folder / f"{names[i % 3]} {i}.png")
     cfg = AugmentConfig(method="jitter", data=str(tmp_path / "data"), image_size=16, iterations=1, ensemble=1,
                         epochs=1, out=str(tmp_path / "run"))
-    from lagaug.core.loop import Loop
+    from lagaug.core.run.loop import Loop
 
     loop = Loop(cfg, plugins=plugins)
     loop.prepare()

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import invoke
+
 from lagaug import hookimpl
 from lagaug.core.errors import ConfigError, DataError, PluginError, WriteError
-from lagaug.core.loop import AugmentConfig, run_augment
+from lagaug.core.run.loop import AugmentConfig, run_augment
 
 
 def one_line_error(r, message):
@@ -58,7 +58,7 @@ def test_no_space_in_the_safetensors_writer_names_the_file(tmp_path, monkeypatch
     import safetensors.torch
     import torch
 
-    from lagaug.core.store import atomic_save_safetensors
+    from lagaug.core.store.atomic import atomic_save_safetensors
 
     def full(tensors, filename, metadata=None):
         raise safetensors.SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
@@ -82,7 +82,7 @@ def test_a_folder_in_the_way_names_the_file_not_its_temporary(tmp_path):
 
 
 def test_a_config_that_cannot_be_written_leaves_no_folder(plugins, learn_npz, tmp_path, monkeypatch):
-    import lagaug.core.rundir as rundir
+    import lagaug.core.store.rundir as rundir
 
     def refuse(path, obj):
         raise WriteError(errno.ENOSPC, "No space left on device", str(path))
@@ -204,7 +204,7 @@ def test_a_lock_naming_a_reused_pid_is_taken_over(example_plugin, plugins, learn
     assert invoke(*run_args(learn_npz, out, "--iterations", "0"), plugins=plugins).returncode == 0
     (out / ".lagaug.lock").write_text(f"{sleeper.pid}\n")  # an older lagaug's lock: the PID runs python, not lagaug
     assert invoke(*run_args(learn_npz, out, "--iterations", "0"), "--resume", plugins=plugins).returncode == 0
-    from lagaug.core.rundir import lock_line
+    from lagaug.core.store.rundir import lock_line
 
     (out / ".lagaug.lock").write_text(lock_line(sleeper.pid))  # the holder itself: refused
     one_line_error(invoke(*run_args(learn_npz, out, "--iterations", "0"), "--resume", plugins=plugins),
@@ -304,7 +304,7 @@ class Broken:
 
 
 def test_non_finite_pixels_stop_the_batch_and_non_finite_metrics_are_null(example_plugin, learn_npz, tmp_path):
-    from lagaug.core.plugins import make_plugin_manager
+    from lagaug.core.contract.plugins import make_plugin_manager
 
     pm = make_plugin_manager(extra_plugins=[("broken", Broken())])
     cfg = AugmentConfig(method="jitter", data=str(learn_npz), image_size=16, iterations=1, ensemble=1, epochs=1,
@@ -330,7 +330,7 @@ def test_gate_distance_without_the_gate_is_refused(example_plugin, plugins, lear
 
 
 def test_an_interrupted_fit_is_not_told_to_resume(plugins, learn_npz, tmp_path, monkeypatch):
-    import lagaug.core.generators as generators
+    import lagaug.core.run.generators as generators
 
     def stop(*args, **kwargs):
         raise KeyboardInterrupt

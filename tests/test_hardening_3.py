@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-
 from helpers import EXAMPLE_PLUGIN, ROOT, invoke, make_distribution
+from test_vqvae2_import import BOTTOM, VQ, fill, pixelsnail_shapes, vqvae_shapes
+
 from lagaug import hookimpl
 from lagaug.core.errors import ConfigError
-from test_vqvae2_import import BOTTOM, VQ, fill, pixelsnail_shapes, vqvae_shapes
 
 
 def one_line_error(r, message):
@@ -241,7 +241,7 @@ def third_party(example_plugin):
 
 def test_a_selector_scorer_and_filter_see_the_ensemble_take_options_and_are_recorded(third_party, learn_npz,
                                                                                       tmp_path):
-    from lagaug.core.plugins import make_plugin_manager
+    from lagaug.core.contract.plugins import make_plugin_manager
 
     out = tmp_path / "run"
     pm = make_plugin_manager()
@@ -326,7 +326,7 @@ class BadSource:
 
 
 def test_the_contract_says_what_it_expects():
-    from lagaug.core.plugins import make_plugin_manager
+    from lagaug.core.contract.plugins import make_plugin_manager
     from lagaug.testing import MethodContract, learnable_splits
 
     class Contract(MethodContract):
@@ -354,7 +354,7 @@ def test_the_plugin_docs_name_every_builtin_method_and_the_stages_have_docstring
 
     docs = (ROOT / "docs" / "plugins.md").read_text()
     builtin = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["lagaug"]
-    from lagaug.core.plugins import make_plugin_manager
+    from lagaug.core.contract.plugins import make_plugin_manager
 
     names = [n for n in make_plugin_manager().method_names()
              if make_plugin_manager().methods[n].plugin in builtin]

@@ -10,15 +10,15 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from helpers import ROOT, make_distribution
+
 from lagaug import hookimpl
+from lagaug.core.contract.method import StageContext
+from lagaug.core.contract.plugins import hook_names, make_plugin_manager
 from lagaug.core.data.dataset import ImageSet
+from lagaug.core.defaults.hardness import true_label_confidence
 from lagaug.core.errors import ConfigError, PluginError
-from lagaug.core.generators import synthesize
-from lagaug.core.hardness import true_label_confidence
-from lagaug.core.method import StageContext
-from lagaug.core.plugins import hook_names, make_plugin_manager
+from lagaug.core.run.pipeline import synthesize
 
 TESTS = Path(__file__).parent
 
@@ -34,7 +34,7 @@ def documented_signatures() -> dict[str, list[str]]:
 
 
 def test_every_hook_is_documented_with_its_signature():
-    from lagaug.core import hookspecs
+    from lagaug.core.contract import hookspecs
 
     documented = documented_signatures()
     assert set(documented) == set(hook_names())
@@ -45,7 +45,7 @@ def test_every_hook_is_documented_with_its_signature():
 
 
 def test_every_hookspec_docstring_documents_every_parameter():
-    from lagaug.core import hookspecs
+    from lagaug.core.contract import hookspecs
 
     for name in hook_names():
         fn = getattr(hookspecs, name)

@@ -67,3 +67,42 @@ def test_the_core_never_imports_the_cli_a_plugin_or_the_old_ensemble_path():
 def test_no_method_and_its_importer_import_each_other():
     edges = graph(PACKAGE / "plugins")
     assert cycle_in(edges) is None, cycle_in(edges)
+
+
+def test_every_package_says_what_lives_in_it():
+    # the first docstring of each package names each of its modules: a newcomer reading it finds
+    # a thing where its name says, and a module added without a word there fails here
+    for init in sorted(PACKAGE.rglob("__init__.py")):
+        folder = init.parent
+        if folder == PACKAGE or folder.parent.name == "plugins" or folder.name in ("cli", "plugins"):
+            continue
+        text = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert text, f"{init.relative_to(PACKAGE)} has no docstring"
+        members = [p.stem for p in folder.glob("*.py") if p.stem != "__init__"]
+        members += [p.name for p in folder.iterdir() if (p / "__init__.py").is_file()]
+        missing = [m for m in members if f".{m}`" not in text and f".{m}." not in text]
+        assert not missing, f"{init.relative_to(PACKAGE)}'s docstring does not mention {missing}"
+
+
+def core_group(module: str) -> str:
+    parts = module.split(".")
+    return parts[2] if parts[:2] == ["lagaug", "core"] and len(parts) > 2 else ".".join(parts[:2])
+
+
+def test_inside_the_core_run_and_compare_are_the_top_and_the_basics_import_no_contract():
+    # the arrows docs/architecture.md draws inside the core
+    top, upper = {"run", "compare"}, {"contract", "defaults", "run", "compare"}
+    for path in (PACKAGE / "core").rglob("*.py"):
+        group = core_group(module_name(path))
+        targets = {core_group(m) for m in imports_of(path)} - {group}
+        if group not in top:
+            assert not targets & top, f"{path.relative_to(PACKAGE)} imports {sorted(targets & top)}"
+        if group not in upper | {"regions", "store"}:
+            assert not targets & upper, f"{path.relative_to(PACKAGE)} imports {sorted(targets & upper)}"
+
+
+def test_the_package_has_no_import_circle():
+    # module-level and in-function imports alike: a lazy import that closes a circle still makes
+    # two modules that cannot be read (or moved) one without the other
+    edges = graph(PACKAGE)
+    assert cycle_in(edges) is None, cycle_in(edges)

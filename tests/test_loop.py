@@ -9,9 +9,9 @@ import json
 import pytest
 
 from lagaug import hookimpl
+from lagaug.core.contract.plugins import make_plugin_manager
 from lagaug.core.errors import ConfigError
-from lagaug.core.loop import AugmentConfig, Loop, run_augment
-from lagaug.core.plugins import make_plugin_manager
+from lagaug.core.run.loop import AugmentConfig, Loop, run_augment
 from lagaug.testing import TEST_ENSEMBLE
 
 

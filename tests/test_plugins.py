@@ -8,10 +8,10 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-
 from helpers import make_distribution
+
+from lagaug.core.contract.plugins import make_plugin_manager
 from lagaug.core.errors import ConfigError, PluginError
-from lagaug.core.plugins import make_plugin_manager
 
 
 def infos_by_name(pm):
@@ -141,10 +141,10 @@ def test_help_and_list_plugins_import_no_torch_nor_ray(example_plugin):
 
 
 def test_nothing_builds_a_manager_at_import_and_each_call_gets_its_own(example_plugin):
-    code = ("import lagaug, lagaug.cli.main, lagaug.core.plugins as p, lagaug.core.generators\n"
+    code = ("import lagaug, lagaug.cli.main, lagaug.core.contract.plugins as p, lagaug.core.run.generators\n"
             "calls = []\norig = p.LagaugPluginManager.__init__\n"
             "p.LagaugPluginManager.__init__ = lambda self: (calls.append(1), orig(self))[1]\n"
-            "import lagaug.core.loop, lagaug.core.compare\nprint(len(calls))")
+            "import lagaug.core.run.loop, lagaug.core.compare\nprint(len(calls))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0"
     assert make_plugin_manager() is not make_plugin_manager()
@@ -165,7 +165,7 @@ def test_an_unmarked_function_is_not_a_hook_implementation(plugin_site):
 
 def test_registration_goes_through_pluggy_and_is_traced(example_plugin, monkeypatch):
     monkeypatch.setenv("LAGAUG_TRACE_PLUGINS", "1")
-    code = "from lagaug.core.plugins import make_plugin_manager\nmake_plugin_manager().hook.lagaug_iteration_end(iteration=0, metrics={}, added=0, run_dir='.')"
+    code = "from lagaug.core.contract.plugins import make_plugin_manager\nmake_plugin_manager().hook.lagaug_iteration_end(iteration=0, metrics={}, added=0, run_dir='.')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "lagaug_iteration_end" in out.stderr and "iteration: 0" in out.stderr
     # registration hooks are called through pluggy too, once per plugin with its own register

@@ -1,4 +1,4 @@
-"""Label fidelity and the quality gate (lagaug.core.quality): the per-image scores, the gate's
+"""Label fidelity and the quality gate (lagaug.core.defaults.quality): the per-image scores, the gate's
 verdicts with reasons, how synthesize() keeps or removes dropped images, and the loop's record."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from lagaug import hookimpl
+from lagaug.core.contract.method import Latents, StageContext, Synthesis
+from lagaug.core.contract.plugins import make_plugin_manager
 from lagaug.core.data import ImageSet
+from lagaug.core.defaults.quality import GateConfig, lagaug_filter_synthesized, score, summarize
 from lagaug.core.errors import ConfigError
-from lagaug.core.generators import REJECTED, synthesize, verdict_reasons
-from lagaug.core.loop import AugmentConfig, run_augment
-from lagaug.core.method import Latents, StageContext, Synthesis
-from lagaug.core.plugins import make_plugin_manager
-from lagaug.core.quality import GateConfig, lagaug_filter_synthesized, score, summarize
-from lagaug.core.synthstore import read_synthetic, write_synthetic
+from lagaug.core.run.loop import AugmentConfig, run_augment
+from lagaug.core.run.pipeline import REJECTED, synthesize, verdict_reasons
+from lagaug.core.store.synthetic import read_synthetic, write_synthetic
 
 
 class Named:
@@ -107,7 +107,7 @@ class Vetoes:
 
 
 def test_synthesize_keeps_dropped_images_with_their_reasons(plugins, tmp_path):
-    from lagaug.core.generators import make_method
+    from lagaug.core.run.generators import make_method
 
     pm = make_plugin_manager(extra_plugins=[("vetoes", Vetoes())])
     method = make_method("jitter", (1, 4, 4), ["ok", "defect"], {"sigma": "0"}, plugins=pm)
@@ -235,7 +235,7 @@ def test_compare_gate_arm_trains_on_what_the_gate_kept(tmp_path):
 
 
 def test_validation_reference_compares_each_class_with_its_own_validation_images(batch):
-    from lagaug.core.quality import MIN_REFERENCE, validation_reference
+    from lagaug.core.defaults.quality import MIN_REFERENCE, validation_reference
 
     synth, ctx = batch
     score(synth, ctx)
@@ -257,7 +257,7 @@ def test_validation_reference_compares_each_class_with_its_own_validation_images
 
 
 def test_source_reference_reads_each_class_beside_the_images_it_was_made_from(batch):
-    from lagaug.core.quality import source_reference
+    from lagaug.core.defaults.quality import source_reference
 
     synth, ctx = batch
     score(synth, ctx)

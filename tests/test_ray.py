@@ -17,14 +17,14 @@ import pytest
 ray = pytest.importorskip("ray", reason='the Ray executor needs the extra: pip install "lagaug[ray]"')
 
 import torch  # noqa: E402
+from helpers import expose_example_plugin, invoke  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from helpers import expose_example_plugin, invoke  # noqa: E402
 from lagaug import hookimpl  # noqa: E402
 from lagaug.core.compare import CompareConfig, run_compare  # noqa: E402
-from lagaug.core.loop import AugmentConfig, Loop, run_augment  # noqa: E402
-from lagaug.core.plugins import make_plugin_manager  # noqa: E402
+from lagaug.core.contract.plugins import make_plugin_manager  # noqa: E402
 from lagaug.core.progress import Progress  # noqa: E402
+from lagaug.core.run.loop import AugmentConfig, Loop, run_augment  # noqa: E402
 from lagaug.testing import TEST_ENSEMBLE, learnable_npz  # noqa: E402
 
 SMALL = dict(TEST_ENSEMBLE, epochs=4)  # members of about half a second

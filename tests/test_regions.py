@@ -3,25 +3,23 @@ methods that keep the region (the core's blend; cut-paste)."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
+from helpers import invoke
 from PIL import Image
 
-from helpers import invoke
+from lagaug.core.contract.method import StageContext
+from lagaug.core.contract.plugins import make_plugin_manager
 from lagaug.core.data.dataset import InMemoryPool
 from lagaug.core.data.sources import load_data
 from lagaug.core.errors import ConfigError, DataError
-from lagaug.core.generators import synthesize
-from lagaug.core.method import StageContext
-from lagaug.core.plugins import make_plugin_manager
 from lagaug.core.regions.anomaly import AnomalyConfig, AnomalyModel
 from lagaug.core.regions.masks import check_masks, dilate, resolve_normal_classes, to_grid
 from lagaug.core.regions.measure import pixel_auroc, region_figures
 from lagaug.core.regions.saliency import occlusion_map, saliency_region
+from lagaug.core.run.pipeline import synthesize
 from lagaug.testing import defect_npz, defect_set
-
 
 # -- masks in the data --------------------------------------------------------------------------
 

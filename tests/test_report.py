@@ -21,8 +21,8 @@ import torch
 from click.testing import CliRunner
 
 from lagaug import hookimpl
-from lagaug.core.method import GeneratorMethod, Latents, Synthesis
-from lagaug.core.plugins import make_plugin_manager
+from lagaug.core.contract.method import GeneratorMethod, Latents, Synthesis
+from lagaug.core.contract.plugins import make_plugin_manager
 from lagaug.report import build_report, write_report
 from lagaug.report.demo import write_augment_run, write_compare_run
 from lagaug.report.html import num
@@ -399,7 +399,7 @@ def test_a_round_whose_images_the_gate_dropped_says_so(pm, data, tmp_path):
 
 def test_a_generator_given_with_generator_shows_its_fit_diagnostics_and_history(pm, data, tmp_path):
     from lagaug.core.data.sources import load_data
-    from lagaug.core.generators import fit_generator
+    from lagaug.core.run.generators import fit_generator
 
     gen = tmp_path / "gen"
     tiny = dict(latent_dim=2, width=4, disc_hidden=8, epochs=6, min_steps=6, batch_size=8, restarts=0)

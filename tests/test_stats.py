@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from lagaug.core.stats import (
-    EXACT_SIGN_FLIP, MONTE_CARLO_DRAWS, holm, mean_ci, paired_test, sign_flip_p, smallest_p, t_quantile,
+    EXACT_SIGN_FLIP,
+    MONTE_CARLO_DRAWS,
+    holm,
+    mean_ci,
+    paired_test,
+    sign_flip_p,
+    smallest_p,
+    t_quantile,
     wilcoxon_p,
 )
 

@@ -26,7 +26,7 @@ def exact_fp32():
 def test_fit_and_stages_on_the_gpu():
     from test_stylegan2_method import TINY, shapes_set
 
-    from lagaug.core.method import FitContext, StageContext
+    from lagaug.core.contract.method import FitContext, StageContext
     from lagaug.plugins.stylegan2.method import StyleGAN2Config, StyleGAN2Method
 
     train = shapes_set(24, seed=1)

@@ -15,8 +15,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from lagaug.core.contract.method import StageContext
 from lagaug.core.errors import CheckpointError, ConfigError
-from lagaug.core.method import StageContext
 from lagaug.plugins.stylegan2.importer import import_reference
 from lagaug.plugins.stylegan2.method import StyleGAN2Method
 from lagaug.plugins.stylegan2.networks import Generator

@@ -12,10 +12,11 @@ import torch
 from torch.nn import functional as F
 
 from lagaug.core.config import apply_overrides
+from lagaug.core.contract.method import FitContext, Latents, StageContext
 from lagaug.core.data import ImageSet, InMemoryPool
 from lagaug.core.errors import ConfigError, DataError
-from lagaug.core.method import FitContext, Latents, StageContext
 from lagaug.plugins.stylegan2.method import StyleGAN2Config, StyleGAN2Method
+from lagaug.testing import disk_set
 
 SIZE = 16
 TINY = dict(style_dim=16, n_mlp=2, channel_base=256, channel_max=16, steps=60, batch_size=8, lr=0.004,
@@ -25,16 +26,7 @@ TINY = dict(style_dim=16, n_mlp=2, channel_base=256, channel_max=16, steps=60, b
 
 def shapes_set(n: int, seed: int) -> ImageSet:
     """Bright disks (class 'big' or 'small' by radius) on a textured background."""
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(SIZE).float(), torch.arange(SIZE).float(), indexing="ij")
-    cy, cx = (torch.rand(2, n, 1, 1, generator=g) * 0.5 + 0.25) * SIZE
-    r = (torch.rand(n, 1, 1, generator=g) * 0.2 + 0.12) * SIZE
-    disk = (((yy - cy) ** 2 + (xx - cx) ** 2) < r**2).float()
-    texture = F.avg_pool2d(torch.rand(n, 1, SIZE, SIZE, generator=g), 3, 1, 1)[:, 0]
-    images = (0.15 + 0.6 * disk + 0.3 * (texture - 0.5)).clamp(0, 1).unsqueeze(1)
-    labels = (r.flatten() > 0.22 * SIZE).long()
-    return ImageSet(images=images, labels=labels, class_names=["small", "big"],
-                    ids=[f"img{seed}/{i}" for i in range(n)])
+    return disk_set(n, seed, SIZE, radius=(0.12, 0.2), base=0.15, contrast=0.6)
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +163,7 @@ def test_plugin_module_is_light_and_registers_lazily():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     target, name = out.stdout.split()
     assert name == "stylegan2" and target == "lagaug.plugins.stylegan2.method:StyleGAN2Method"
-    from lagaug.core import plugins
+    from lagaug.core.contract import plugins
 
     make = getattr(plugins, "make_plugin_manager", None) or plugins.get_plugin_manager
     assert make().get_method("stylegan2") is StyleGAN2Method

@@ -12,8 +12,17 @@ import torch
 from torch.nn import functional as F
 
 from lagaug.plugins.stylegan2.networks import (
-    Discriminator, EqualConv2d, EqualLinear, Generator, ModulatedConv2d, ToRGB, Upsample, init_weights_,
-    minibatch_stddev, reference_channels, scaled_channels,
+    Discriminator,
+    EqualConv2d,
+    EqualLinear,
+    Generator,
+    ModulatedConv2d,
+    ToRGB,
+    Upsample,
+    init_weights_,
+    minibatch_stddev,
+    reference_channels,
+    scaled_channels,
 )
 from lagaug.plugins.stylegan2.ops import make_kernel, upfirdn2d
 

@@ -8,15 +8,24 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lagaug.core.contract.method import FitContext, Latents, StageContext
 from lagaug.core.data import ImageSet
-from lagaug.core.method import FitContext, Latents, StageContext
 from lagaug.plugins.stylegan2.directions import (
-    class_move, fit_class_directions, mapping_samples, principal_directions, w_statistics,
+    class_move,
+    fit_class_directions,
+    mapping_samples,
+    principal_directions,
+    w_statistics,
 )
 from lagaug.plugins.stylegan2.method import StyleGAN2Config, StyleGAN2Method
 from lagaug.plugins.stylegan2.networks import Discriminator, Generator, scaled_channels
 from lagaug.plugins.stylegan2.projection import (
-    ProjectOptions, learning_rate, noise_regularizer, noise_scale, project, reconstruct,
+    ProjectOptions,
+    learning_rate,
+    noise_regularizer,
+    noise_scale,
+    project,
+    reconstruct,
 )
 from lagaug.plugins.stylegan2.training import to_unit_range
 

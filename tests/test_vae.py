@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from lagaug.core.config import apply_overrides
+from lagaug.core.contract.method import FitContext, GeneratorMethod, Latents, StageContext
 from lagaug.core.data.dataset import ImageSet
 from lagaug.core.errors import CheckpointError, ConfigError, DataError
-from lagaug.core.method import FitContext, GeneratorMethod, Latents, StageContext
 from lagaug.core.progress import Progress
 from lagaug.plugins.vae.method import VAEConfig, VAEMethod
 from lagaug.plugins.vae.model import ConvVAE, kl_divergence, reconstruction_bce, vae_loss
@@ -354,7 +354,7 @@ def test_finished_class_vaes_are_reused_from_the_work_dir(train, tmp_path, monke
     first.fit(train, fit_ctx(9, work_dir=tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vae_class_0.safetensors", "vae_class_1.safetensors"]
     second = new_method(epochs=3)
-    monkeypatch.setattr(second, "_new_vae", lambda g: pytest.fail("retrained a finished class"))
+    monkeypatch.setattr(second, "new_network", lambda cfg, g: pytest.fail("retrained a finished class"))
     metrics = second.fit(train, fit_ctx(9, work_dir=tmp_path))
     assert metrics["train_loss"] == first.fit_metrics["train_loss"]
     w1, w2 = first.state_tensors(), second.state_tensors()
@@ -376,7 +376,7 @@ def test_plugin_registers_lazily_without_importing_torch():
 def test_the_registry_finds_the_method_by_name(monkeypatch):
     from importlib.metadata import entry_points
 
-    from lagaug.core.plugins import make_plugin_manager
+    from lagaug.core.contract.plugins import make_plugin_manager
 
     if not any(ep.name == "vae" for ep in entry_points(group="lagaug")):
         pytest.skip("lagaug is not installed (no entry points to discover)")

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from lagaug.core.config import resolve_options
+from lagaug.core.contract.method import FitContext, StageContext
 from lagaug.core.data.dataset import ImageSet
 from lagaug.core.errors import ConfigError, DataError
-from lagaug.core.method import FitContext, StageContext
 from lagaug.plugins.vae_overlay.config import VAEOverlayConfig
 from lagaug.plugins.vae_overlay.method import VAEOverlayMethod
 from lagaug.plugins.vae_overlay.model import OverlayVAE, train_on_copies
@@ -216,8 +216,8 @@ def test_options_out_of_range_are_refused_with_the_valid_range(key, value, messa
 
 # -- in the loop ----------------------------------------------------------------------------------
 def test_augment_records_every_source_with_its_weight(tmp_path):
-    from lagaug.core.loop import AugmentConfig, run_augment
-    from lagaug.core.plugins import make_plugin_manager
+    from lagaug.core.contract.plugins import make_plugin_manager
+    from lagaug.core.run.loop import AugmentConfig, run_augment
     from lagaug.testing import learnable_npz
 
     data = learnable_npz(tmp_path / "learn.npz", counts=(20, 10, 10), test=(10, 10, 10))

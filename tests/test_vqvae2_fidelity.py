@@ -8,11 +8,11 @@ import json
 
 import pytest
 import torch
-
 from helpers import invoke
+
 from lagaug.core.config import apply_overrides
 from lagaug.core.errors import ConfigError
-from lagaug.core.generators import method_config
+from lagaug.core.run.generators import method_config
 from lagaug.plugins.vqvae2.diagnostics import code_usage, prior_warning, recon_figures
 from lagaug.plugins.vqvae2.layers import init_weights_
 from lagaug.plugins.vqvae2.method import PRESETS, VQVAE2Config, VQVAE2Method
@@ -79,7 +79,7 @@ def test_bottom_stride_1_keeps_the_image_resolution_and_fits(tmp_path):
     *_, top, bottom = model.encode(torch.rand(2, 1, 16, 16) * 2 - 1)
     assert top.shape == (2, 8, 8) and bottom.shape == (2, 16, 16)
     assert model.decode_codes(top, bottom).shape == (2, 1, 16, 16)
-    from lagaug.core.generators import fit_generator
+    from lagaug.core.run.generators import fit_generator
     from lagaug.testing import learnable_splits
 
     data = learnable_splits(size=16, train=(8, 8, 8), val=(2, 2, 2), test=(2, 2, 2))

@@ -42,8 +42,8 @@ def test_cached_sampler_on_gpu_matches_teacher_forcing_and_cpu(attention, condit
 def test_method_runs_on_the_context_device():
     from test_vqvae2_method import TINY, ctx, shapes_set
 
+    from lagaug.core.contract.method import FitContext
     from lagaug.core.data import InMemoryPool
-    from lagaug.core.method import FitContext
     from lagaug.plugins.vqvae2.method import VQVAE2Config, VQVAE2Method
 
     train = shapes_set(32, seed=1)

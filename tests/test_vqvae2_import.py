@@ -17,8 +17,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from lagaug.core.contract.method import StageContext
 from lagaug.core.errors import CheckpointError
-from lagaug.core.method import StageContext
 from lagaug.plugins.vqvae2.importer import import_reference
 from lagaug.plugins.vqvae2.method import VQVAE2Method
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_vqvae2_method import TINY
 
+from lagaug.core.contract.method import StageContext
+from lagaug.core.contract.plugins import make_plugin_manager
 from lagaug.core.data.dataset import DataSplits, InMemoryPool
 from lagaug.core.errors import ConfigError
-from lagaug.core.generators import fit_generator, synthesize
-from lagaug.core.method import StageContext
-from lagaug.core.plugins import make_plugin_manager
 from lagaug.core.regions.masks import dilate, to_grid
+from lagaug.core.run.generators import fit_generator
+from lagaug.core.run.pipeline import synthesize
 from lagaug.testing import defect_set
-from test_vqvae2_method import TINY
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.nn import functional as F
 
 from lagaug.core.config import apply_overrides
+from lagaug.core.contract.method import FitContext, Latents, StageContext
 from lagaug.core.data import ImageSet, InMemoryPool
 from lagaug.core.errors import ConfigError, DataError
-from lagaug.core.method import FitContext, Latents, StageContext
 from lagaug.plugins.vqvae2.method import VQVAE2Config, VQVAE2Method
+from lagaug.testing import disk_set
 
 TINY = dict(channel=16, n_res_block=1, n_res_channel=8, embed_dim=8, n_embed=32, epochs=25,
             batch_size=16, lr=3e-3, prior_channel=16, prior_res_channel=16, prior_n_block=1,
@@ -22,16 +22,7 @@ TINY = dict(channel=16, n_res_block=1, n_res_channel=8, embed_dim=8, n_embed=32,
 
 def shapes_set(n: int, seed: int, size: int = 32) -> ImageSet:
     """Bright disks of random place and size on a textured background (labels: big / small)."""
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
-    cy, cx = (torch.rand(2, n, 1, 1, generator=g) * 0.5 + 0.25) * size
-    r = (torch.rand(n, 1, 1, generator=g) * 0.15 + 0.15) * size
-    disk = (((yy - cy) ** 2 + (xx - cx) ** 2) < r**2).float()
-    texture = F.avg_pool2d(torch.rand(n, 1, size, size, generator=g), 3, 1, 1)[:, 0]
-    images = (0.2 + 0.5 * disk + 0.3 * (texture - 0.5)).clamp(0, 1).unsqueeze(1)
-    labels = (r.flatten() > 0.22 * size).long()
-    return ImageSet(images=images, labels=labels, class_names=["small", "big"],
-                    ids=[f"img{seed}/{i}" for i in range(n)])
+    return disk_set(n, seed, size)
 
 
 @pytest.fixture(scope="module")

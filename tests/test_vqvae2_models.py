@@ -6,13 +6,11 @@ import hashlib
 
 import pytest
 import torch
-from torch.nn import functional as F
 
 from lagaug.plugins.vqvae2.pixelsnail import PixelSNAIL
-from lagaug.plugins.vqvae2.training import (
-    batches, init_codebooks, mean_recon_error, prior_nll, prior_step, vqvae_step,
-)
-from lagaug.plugins.vqvae2.vqvae import Quantizer, VQVAE2, perplexity
+from lagaug.plugins.vqvae2.training import batches, init_codebooks, mean_recon_error, prior_nll, prior_step, vqvae_step
+from lagaug.plugins.vqvae2.vqvae import VQVAE2, Quantizer, perplexity
+from lagaug.testing import disk_images
 
 # sha256 (first 16 hex) of the sorted "key (shape)" lines of the reference's three default models,
 # computed from the reference key lists (docs/compat.md): key names, nesting and shapes must match.
@@ -134,13 +132,7 @@ def test_causal_mask_applies_to_nonzero_masked_weights():
 
 def shapes_data(n: int, size: int, seed: int) -> torch.Tensor:
     """Bright disks of random place and size on a dark textured background, in [0, 1]."""
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
-    cy, cx = (torch.rand(2, n, 1, 1, generator=g) * 0.5 + 0.25) * size
-    r = (torch.rand(n, 1, 1, generator=g) * 0.15 + 0.15) * size
-    disk = (((yy - cy) ** 2 + (xx - cx) ** 2) < r**2).float()
-    texture = F.avg_pool2d(torch.rand(n, 1, size, size, generator=g), 3, 1, 1)[:, 0]
-    return (0.2 + 0.5 * disk + 0.3 * (texture - 0.5)).clamp(0, 1).unsqueeze(1)
+    return disk_images(n, seed, size)[0]
 
 
 def test_vqvae_and_prior_learn_on_small_data():

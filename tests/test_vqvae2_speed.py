@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_vqvae2_method import TINY, shapes_set
 from torch.nn import functional as F
 
+from lagaug.core.contract.method import FitContext
 from lagaug.core.data import InMemoryPool
 from lagaug.core.errors import ConfigError
-from lagaug.core.method import FitContext
 from lagaug.plugins.vqvae2.config import VQVAE2Config
 from lagaug.plugins.vqvae2.method import VQVAE2Method
 from lagaug.plugins.vqvae2.pixelsnail import embed_conv
 from lagaug.plugins.vqvae2.training import autocast, lr_factor, random_crops, resolve_precision, vqvae_step
-from test_vqvae2_method import TINY, shapes_set
 
 
 def test_a_conv_over_one_hot_codes_is_a_lookup():

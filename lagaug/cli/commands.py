@@ -7,10 +7,19 @@ from pathlib import Path
 import click
 
 from lagaug.cli.options import (
-    classifier_options, common_run_options, executor_options, friendly_errors, pass_plugins, preset_help,
-    refit_option, region_options, set_option, threads_option, use_threads,
+    classifier_options,
+    common_run_options,
+    executor_options,
+    friendly_errors,
+    pass_plugins,
+    preset_help,
+    refit_option,
+    region_options,
+    set_option,
+    threads_option,
+    use_threads,
 )
-from lagaug.cli.report import report_option, write_after_run
+from lagaug.cli.reporting import report_option, write_after_run
 
 
 @click.command("list-plugins")
@@ -22,7 +31,6 @@ from lagaug.cli.report import report_option, write_after_run
 def list_plugins(plugins, as_json: bool, check: bool) -> None:
     """Show every plugin: distribution, version, hooks, methods, and load errors."""
     from lagaug.cli import render
-
     from lagaug.core.errors import PluginError
 
     plugins.check_targets(import_classes=check)
@@ -69,11 +77,10 @@ def augment(plugins, method, hard_k, iterations, variants, data, unlabeled, imag
 
     from lagaug.cli import render
     from lagaug.core.config import parse_overrides
+    from lagaug.core.defaults.quality import MIN_DISTANCE
     from lagaug.core.errors import ConfigError
-    from lagaug.core.loop import AugmentConfig, run_augment
     from lagaug.core.progress import Progress
-
-    from lagaug.core.quality import MIN_DISTANCE
+    from lagaug.core.run.loop import AugmentConfig, run_augment
 
     if gate_distance is not None and not quality_gate:
         raise ConfigError(f"--gate-distance {gate_distance:g}: sets the quality gate's threshold, but the gate is "
@@ -112,8 +119,8 @@ def fit(plugins, method, data, unlabeled, image_size, seed, split_seed, device, 
     from lagaug.cli import render
     from lagaug.core.config import parse_overrides
     from lagaug.core.data.sources import load_data
-    from lagaug.core.generators import check_generator_out, fit_generator
     from lagaug.core.progress import Progress
+    from lagaug.core.run.generators import check_generator_out, fit_generator
 
     check_generator_out(out)
     progress = Progress(quiet=quiet, console=render.console(stderr=True))

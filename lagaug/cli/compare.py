@@ -9,11 +9,18 @@ from pathlib import Path
 import click
 
 from lagaug.cli.options import (
-    classifier_options, common_run_options, executor_options, friendly_errors, pass_plugins, preset_help, refit_option,
-    region_options, set_option,
+    classifier_options,
+    common_run_options,
+    executor_options,
+    friendly_errors,
+    pass_plugins,
+    preset_help,
+    refit_option,
+    region_options,
+    set_option,
     use_threads,
 )
-from lagaug.cli.report import report_option, write_after_run
+from lagaug.cli.reporting import report_option, write_after_run
 
 
 def results_table(result) -> None:
@@ -22,7 +29,7 @@ def results_table(result) -> None:
 
     from lagaug.cli.render import console
     from lagaug.core.compare import METRIC_NAMES, REAL, p_text, pct
-    from lagaug.core.compare.report import signed_pct
+    from lagaug.core.compare.results import signed_pct
 
     cfg, rows = result.config, result.rows
     n = max((r["repeats"] for r in rows), default=0)

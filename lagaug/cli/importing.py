@@ -42,7 +42,7 @@ def import_checkpoint(plugins, checkpoint, method, vqvae_path, bottom_prior, top
     from pathlib import Path
 
     from lagaug.core.errors import ConfigError
-    from lagaug.core.generators import check_generator_out
+    from lagaug.core.run.generators import check_generator_out
 
     check_generator_out(out)
     cls = plugins.get_method(method)

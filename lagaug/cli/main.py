@@ -23,7 +23,7 @@ def _on_sigterm(signum, frame):
 
 def make_cli(plugins) -> click.Group:
     """The ``lagaug`` command group: the built-in commands plus those ``plugins`` add."""
-    from lagaug.cli import commands, compare, importing, report
+    from lagaug.cli import commands, compare, importing, reporting
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(__version__, prog_name="lagaug")
@@ -34,7 +34,7 @@ def make_cli(plugins) -> click.Group:
         if ctx.invoked_subcommand != "list-plugins":  # which lists them itself
             warn_broken_plugins(plugins)
 
-    for command in (*commands.COMMANDS, compare.compare, report.report, importing.import_checkpoint):
+    for command in (*commands.COMMANDS, compare.compare, reporting.report, importing.import_checkpoint):
         cli.add_command(command)
     for note in plugins.notes:
         click.echo(f"warning: {note}", err=True)
@@ -55,7 +55,7 @@ def main(args: list[str] | None = None, plugins=None, standalone_mode: bool = Tr
     """Run the ``lagaug`` command line with ``plugins`` (default: a new plugin manager)."""
     import signal
 
-    from lagaug.core.plugins import make_plugin_manager
+    from lagaug.core.contract.plugins import make_plugin_manager
 
     if standalone_mode:
         signal.signal(signal.SIGTERM, _on_sigterm)

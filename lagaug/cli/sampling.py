@@ -10,10 +10,10 @@ from lagaug.core.config import parse_overrides
 from lagaug.core.data.dataset import ImageSet
 from lagaug.core.data.sources import read_image_file
 from lagaug.core.errors import ConfigError
-from lagaug.core.generators import load_generator, sample_images
 from lagaug.core.progress import Progress
+from lagaug.core.run.generators import load_generator, sample_images
 from lagaug.core.runtime import derive_seed
-from lagaug.core.synthstore import write_synthetic
+from lagaug.core.store.synthetic import write_synthetic
 
 
 def image_labels(paths: list[str], label: str | None, class_names: list[str]) -> tuple[list[int], str]:
@@ -36,7 +36,7 @@ def image_labels(paths: list[str], label: str | None, class_names: list[str]) ->
 
 
 def run_sample(plugins, generator_dir, images, label, variants, seed, device, overrides, out, quiet) -> int:
-    from lagaug.core.store import check_output_dir
+    from lagaug.core.store.atomic import check_output_dir
 
     check_output_dir(out)
     gen = load_generator(generator_dir, plugins=plugins)

@@ -139,14 +139,8 @@ class Progress:
         return not self._console().is_terminal
 
     def _ensure_bar(self):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress as RichProgress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import Progress as RichProgress
 
         if self._bar is None:
             self._bar = RichProgress(

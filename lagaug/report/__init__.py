@@ -7,7 +7,11 @@ URIs, and every link points at a file inside the run directory. No torch is impo
 
 Modules: :mod:`.read` (the run directory), :mod:`.html` (escaping, tables, the page shell),
 :mod:`.thumbs` (embedded thumbnails), :mod:`.plot` (SVG interval plots), :mod:`.tiles` (image
-tiles), :mod:`.sections` (shared sections), :mod:`.augment` and :mod:`.compare` (the two pages).
+tiles), :mod:`.sections` (shared sections), :mod:`.fidelity` (label fidelity per round and class),
+:mod:`.history` (a generator's fit history), :mod:`.datatext` (sentences about the data, shared
+with compare's results.md), :mod:`.augment` and :mod:`.compare` (the two pages). Beside the page:
+:mod:`.demo` (made-up run folders for the page's own tests and screenshots) and :mod:`.browser`
+(opening a page headless, for the screenshot benchmark).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ def build_report(run_dir: str | Path, plugins=None) -> str:
 
 def write_report(run_dir: str | Path, plugins=None) -> Path:
     """Write ``RUN/report.html`` (atomically) and return its path."""
-    from lagaug.core.store import atomic_write_text
+    from lagaug.core.store.atomic import atomic_write_text
 
     html_text = build_report(run_dir, plugins)
     return atomic_write_text(Path(run_dir) / REPORT_NAME, html_text)

@@ -3,7 +3,7 @@ images made from it, the data, the generator, the configuration and the versions
 
 from __future__ import annotations
 
-from lagaug.report import sections as S
+import lagaug.report.sections as S
 from lagaug.report.fidelity import all_dropped, fidelity_section
 from lagaug.report.html import details, esc, note, num, section, table, value_text
 from lagaug.report.plot import Point, interval_svg

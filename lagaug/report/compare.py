@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lagaug.report import sections as S
+import lagaug.report.sections as S
 from lagaug.report.datatext import compare_split_text
 from lagaug.report.html import details, esc, note, num, section, table, value_text
 from lagaug.report.plot import Point, interval_svg

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lagaug.core.store import atomic_write_bytes, atomic_write_json, atomic_write_lines
+from lagaug.core.store.atomic import atomic_write_bytes, atomic_write_json, atomic_write_lines
 
 CLASSES = ["ok", "defect"]
 

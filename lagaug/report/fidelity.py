@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lagaug.core.quality import MIN_REFERENCE
+from lagaug.core.defaults.quality import MIN_REFERENCE
 from lagaug.report.html import is_number, note, section, table
 
 

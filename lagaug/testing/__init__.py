@@ -8,6 +8,11 @@
   :data:`TEST_ENSEMBLE` / :func:`test_ensemble_config` — the ensemble setting that learns them.
 * :func:`defect_set` / :func:`defect_npz` — ``ok`` surfaces and ``defect`` ones with a drawn line
   or blob and its exact mask (regions, anomaly maps, keeping and transplanting a defect).
+* :func:`disk_set` / :func:`disk_images` — bright disks, ``big`` or ``small``, on a textured
+  background: what a generator learns in a few dozen steps (the VQ-VAE-2 and StyleGAN2 tests).
+
+They live in :mod:`.contract` and :mod:`.data`; :mod:`.fixtures` is the pytest plugin (entry point
+``pytest11``) that hands them to a plugin author's tests as fixtures.
 """
 
 try:
@@ -18,7 +23,8 @@ except ImportError:  # pragma: no cover - exercised in a process without pytest
 _EXPORTS = {
     "MethodContract": "lagaug.testing.contract",
     **{name: "lagaug.testing.data" for name in (
-        "CLASS_NAMES", "DEFECT_CLASSES", "TEST_ENSEMBLE", "defect_npz", "defect_set", "learnable_images",
+        "CLASS_NAMES", "DEFECT_CLASSES", "DISK_CLASSES", "TEST_ENSEMBLE", "defect_npz", "defect_set", "disk_images",
+        "disk_set", "learnable_images",
         "learnable_npz", "learnable_set", "learnable_splits", "test_ensemble_config")},
 }
 

@@ -29,11 +29,12 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
-from lagaug.core.errors import ConfigError
-from lagaug.core.generators import fit_generator, load_generator, synthesize
-from lagaug.core.method import StageContext, Synthesis
-from lagaug.core.plugins import make_plugin_manager
+from lagaug.core.contract.method import StageContext, Synthesis
+from lagaug.core.contract.plugins import make_plugin_manager
 from lagaug.core.data.dataset import DataSplits
+from lagaug.core.errors import ConfigError
+from lagaug.core.run.generators import fit_generator, load_generator
+from lagaug.core.run.pipeline import synthesize
 from lagaug.testing.data import learnable_set
 
 

@@ -147,3 +147,30 @@ def defect_npz(path: str | Path, seed: int = 0, size: int = 16, train: tuple[int
         arrays["x_pool"] = defect_set(pool, 0, seed=seed, size=size, split="pool").images[:, 0].numpy()
     np.savez(path, **arrays)
     return Path(path)
+
+
+DISK_CLASSES = ["small", "big"]
+
+
+def disk_images(n: int, seed: int, size: int = 32, radius: tuple[float, float] = (0.15, 0.15),
+                base: float = 0.2, contrast: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bright disks of random place and size on a textured background: images ``(n, 1, size, size)``
+    in [0, 1] and each disk's radius in pixels. ``radius``: (smallest, spread) as fractions of
+    ``size``; ``base`` the background's level, ``contrast`` the disk's brightness above it."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    cy, cx = (torch.rand(2, n, 1, 1, generator=g) * 0.5 + 0.25) * size
+    r = (torch.rand(n, 1, 1, generator=g) * radius[1] + radius[0]) * size
+    disk = (((yy - cy) ** 2 + (xx - cx) ** 2) < r**2).float()
+    texture = torch.nn.functional.avg_pool2d(torch.rand(n, 1, size, size, generator=g), 3, 1, 1)[:, 0]
+    images = (base + contrast * disk + 0.3 * (texture - 0.5)).clamp(0, 1).unsqueeze(1)
+    return images, r.flatten()
+
+
+def disk_set(n: int, seed: int, size: int = 32, **shape) -> ImageSet:
+    """:func:`disk_images` as an image set labelled ``big`` (radius over 0.22 of the side) or
+    ``small``: the generators' test data (a VQ-VAE or a GAN learns it in a few dozen steps)."""
+    images, r = disk_images(n, seed, size, **shape)
+    return ImageSet(images=images, labels=(r > 0.22 * size).long(), class_names=list(DISK_CLASSES),
+                    ids=[f"img{seed}/{i}" for i in range(n)])
+

@@ -22,7 +22,7 @@ import pytest
 
 @pytest.fixture
 def lagaug_plugins():
-    from lagaug.core.plugins import make_plugin_manager
+    from lagaug.core.contract.plugins import make_plugin_manager
 
     def build(*plugins, installed: bool = False):
         return make_plugin_manager(list(plugins), load_entrypoints=installed)

@@ -6,7 +6,6 @@ conftest adds it by hand.
 """
 
 import pytest
-
 from jitter_support import example_plugins
 
 

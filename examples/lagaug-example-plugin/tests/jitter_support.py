@@ -11,6 +11,7 @@ if str(HERE) not in sys.path:
 def example_plugins():
     """A plugin manager that knows the example plugin (installed or not)."""
     import lagaug_example_plugin
+
     from lagaug import make_plugin_manager
 
     pm = make_plugin_manager()

@@ -8,6 +8,9 @@
 * :mod:`~lagaug.core.classifier.training` — one member's training recipe;
 * :mod:`~lagaug.core.classifier.ensemble` — :class:`Ensemble`, :func:`train_ensemble`;
 * :mod:`~lagaug.core.classifier.chance` — :func:`chance_warning` for a baseline at chance;
+* :mod:`~lagaug.core.classifier.cnn` — the small CNN of Garay-Maestre et al., registered as timm models;
+* :mod:`~lagaug.core.classifier.classic` — classical (geometric) augmentation, batched: the
+  ``classic`` arm of ``compare`` and the classifier's own ``--classifier-aug``;
 * the test-size data and ensemble setting live in :mod:`lagaug.testing`.
 
 The names below are importable from this package; the torch-using ones load on first use.
@@ -16,8 +19,16 @@ The names below are importable from this package; the torch-using ones load on f
 from importlib import import_module
 
 from lagaug.core.classifier.config import (
-    AUG_CHOICES, BALANCE_CHOICES, PRESETS, SELECT_CHOICES, EnsembleConfig, preset, preset_values,
-    resolve_classifier_aug, resolve_ensemble_config, steps_per_epoch,
+    AUG_CHOICES,
+    BALANCE_CHOICES,
+    PRESETS,
+    SELECT_CHOICES,
+    EnsembleConfig,
+    preset,
+    preset_values,
+    resolve_classifier_aug,
+    resolve_ensemble_config,
+    steps_per_epoch,
 )
 
 _LAZY = {

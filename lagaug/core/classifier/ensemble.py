@@ -74,7 +74,7 @@ def member_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def save_member(path: Path, state: dict[str, torch.Tensor], record: dict) -> None:
     """A member's weights and training record (JSON metadata), one safetensors file, atomically."""
-    from lagaug.core.store import atomic_save_safetensors
+    from lagaug.core.store.atomic import atomic_save_safetensors
 
     atomic_save_safetensors(path, state, metadata={_RECORD_KEY: json.dumps(record)})
 

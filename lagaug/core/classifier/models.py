@@ -13,7 +13,7 @@ def check_classifier_name(name: str) -> None:
     """Raise ConfigError for a model name timm does not know (with close matches)."""
     import timm
 
-    import lagaug.core.cnn  # noqa: F401  (registers lagaug's own small CNNs in timm)
+    import lagaug.core.classifier.cnn  # noqa: F401  (registers lagaug's own small CNNs in timm)
 
     if name in timm.list_models():
         return

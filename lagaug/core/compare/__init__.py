@@ -5,7 +5,7 @@ for several repeats, and reports each arm's macro-F1, accuracy and AUC on the te
 95% confidence interval over repeats, with corrected paired significance tests:
 
 * ``real`` — the real training images only (the baseline);
-* ``classic`` — the same images, each batch randomly rotated and shifted (:mod:`lagaug.core.classic`);
+* ``classic`` — the same images, each batch randomly rotated and shifted (:mod:`lagaug.core.classifier.classic`);
 * ``METHOD`` — real images plus images synthesized from them by the generator method (e.g. ``vae``);
 * ``classic+METHOD`` — both;
 * ``duplicate`` — the control of Høj & Møgelmoose (2023, §5.3): as many extra images as the
@@ -27,16 +27,15 @@ of the repeat then trains with the same classifier seeds.
 Modules: :mod:`.config` (what it is told), :mod:`.arms` (arm names, sources, the comparisons),
 :mod:`.draws` (per-repeat splits), :mod:`.run` (the run and its directory), :mod:`.synth`
 (generator fits and synthetic images), :mod:`.pseudo` (the pseudo-label arm), :mod:`.summary`
-(rows and corrected comparisons), :mod:`.report` (the files).
+(rows and corrected comparisons), :mod:`.results` (the files: results.md, .csv, .json, .png),
+:mod:`.cells` (what one arm of one repeat trains on).
 Statistics live in :mod:`lagaug.core.stats`.
 """
 
 from lagaug.core.compare.arms import PSEUDO, Arm, Source, parse_variant
-from lagaug.core.compare.config import (
-    CLASSIC, DUPLICATE, METRIC_NAMES, METRICS, PRIMARY_METRIC, REAL, CompareConfig,
-)
+from lagaug.core.compare.config import CLASSIC, DUPLICATE, METRIC_NAMES, METRICS, PRIMARY_METRIC, REAL, CompareConfig
 from lagaug.core.compare.draws import carve_validation, draw_subset
-from lagaug.core.compare.report import COMPARISON_COLUMNS, RESULT_COLUMNS, p_text, pct
+from lagaug.core.compare.results import COMPARISON_COLUMNS, RESULT_COLUMNS, p_text, pct
 from lagaug.core.compare.run import Compare, CompareResult, run_compare
 from lagaug.core.compare.summary import summarise_cells
 

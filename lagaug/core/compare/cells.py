@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from lagaug.core.classic import ClassicAugment
+from lagaug.core.classifier import EnsembleConfig, train_ensemble
+from lagaug.core.classifier.classic import ClassicAugment
 from lagaug.core.compare.config import METRICS
 from lagaug.core.compare.draws import ids_digest
 from lagaug.core.data.dataset import ImageSet
-from lagaug.core.classifier import EnsembleConfig, train_ensemble
 from lagaug.core.runtime import stage_generator
 
 

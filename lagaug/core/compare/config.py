@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lagaug.core.classic import ClassicConfig
+from lagaug.core.classifier.classic import ClassicConfig
 from lagaug.core.classifier.config import EnsembleConfig, resolve_ensemble_config
-from lagaug.core.compare.arms import (  # noqa: F401  (re-exported)
-    CLASSIC, DUPLICATE, GATE, PSEUDO, REAL, Arm, Source, resolve_plan,
-)
+from lagaug.core.compare.arms import CLASSIC, DUPLICATE, GATE, PSEUDO, REAL, Arm, Source, resolve_plan  # noqa: F401  (re-exported)
 from lagaug.core.config import check_at_least, config_from_dict
 from lagaug.core.errors import ConfigError
 from lagaug.core.executor import check_executor_options
@@ -47,7 +45,7 @@ class CompareConfig:
         reference classifier) or ``none``; ``normal_classes``: the defect-free classes (``None``: the
         data's own, else classes named ok / good / normal).
     :ivar refit: fit generators again instead of taking a cached fit of the same inputs
-        (:mod:`lagaug.core.cache`); repeats with the same training draw share one fit either way.
+        (:mod:`lagaug.core.store.cache`); repeats with the same training draw share one fit either way.
     :ivar gate_distance: the gate's near-duplicate threshold (mean absolute difference to the source).
     :ivar repeats: how many repeats (each: own training subset if ``train_size``, own seeds).
     :ivar train_size: training images drawn per repeat from the source's training images
@@ -58,7 +56,7 @@ class CompareConfig:
     :ivar test_size: evaluate on a fixed class-balanced subset of this many test images.
     :ivar synthetic_per_image: synthetic images per real training image in the ``METHOD`` arms
         (fractions allowed: 0.5 makes one for every other image); the duplicate arm adds as many.
-    :ivar classic: :class:`~lagaug.core.classic.ClassicConfig` overrides (rotation, shift_x, ...).
+    :ivar classic: :class:`~lagaug.core.classifier.classic.ClassicConfig` overrides (rotation, shift_x, ...).
     :ivar ensemble: :class:`~lagaug.core.classifier.EnsembleConfig` overrides on top of ``preset``.
     :ivar budget: ``epochs`` — every arm trains ``epochs`` passes over its own training set (so arms
         with extra images also get more optimisation steps; the duplicate arm controls for that);
@@ -155,7 +153,7 @@ class CompareConfig:
         if self.pseudo_rounds not in (1, 2):
             raise ConfigError(f"--pseudo-rounds must be 1 or 2, got {self.pseudo_rounds}")
         self.plan()
-        from lagaug.core.quality import GateConfig
+        from lagaug.core.defaults.quality import GateConfig
 
         GateConfig(min_distance=self.gate_distance)
         self.classic_config()

@@ -29,13 +29,13 @@ from pathlib import Path
 
 import torch
 
+from lagaug.core.classifier import train_ensemble
 from lagaug.core.data.dataset import ImageSet, to_uint8
 from lagaug.core.data.pools import indexed_batches
-from lagaug.core.classifier import train_ensemble
+from lagaug.core.defaults.quality import ensemble_classifier
 from lagaug.core.progress import Progress
-from lagaug.core.quality import ensemble_classifier
 from lagaug.core.runtime import stage_generator
-from lagaug.core.store import atomic_write_json, atomic_write_lines
+from lagaug.core.store.atomic import atomic_write_json, atomic_write_lines
 
 BATCH = 256  # pool images labelled at a time
 
@@ -88,7 +88,7 @@ def pseudo_set(pool, lines: list[dict], class_names: list[str]) -> ImageSet:
 def write_grid(path: Path, train: ImageSet, chosen: ImageSet, lines: list[dict], per_class: int = 12) -> None:
     """``grid.png``: per class, a real training image of it, then up to ``per_class`` pool images
     it was given, from the most to the least confident."""
-    from lagaug.core.report import save_pair_grid
+    from lagaug.core.plots import save_pair_grid
 
     shown, picks, rows = [], [], []
     for c in range(train.num_classes):

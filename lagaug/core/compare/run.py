@@ -37,26 +37,26 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from lagaug.core.classic import ClassicAugment
+from lagaug.core.classifier import EnsembleConfig, check_classifier_input, steps_per_epoch
+from lagaug.core.classifier.classic import ClassicAugment
 from lagaug.core.compare.arms import ARM_HELP, CLASSIC_SYNTHETIC, GATE, PSEUDO, SYNTHETIC, primary_source
 from lagaug.core.compare.cells import CellSpec, cell_job
 from lagaug.core.compare.config import CLASSIC, DUPLICATE, REAL, CompareConfig
 from lagaug.core.compare.draws import carve_validation, draw_subset
 from lagaug.core.compare.pseudo import PseudoLabelStage
-from lagaug.core.compare.report import write_results
+from lagaug.core.compare.results import write_results
 from lagaug.core.compare.summary import summarise_cells
 from lagaug.core.compare.synth import LOADED, SourcePlan, SynthesisStage
+from lagaug.core.contract.plugins import LagaugPluginManager, plugins_or_default
 from lagaug.core.data.dataset import DataSplits, ImageSet
-from lagaug.core.classifier import EnsembleConfig, check_classifier_input, steps_per_epoch
 from lagaug.core.errors import ConfigError, DataError
-from lagaug.core.executor import Executor, job_resources, make_executor, node_label
-from lagaug.core.generators import checked_options, load_generator, method_config
-from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
+from lagaug.core.executor import Executor, node_label
 from lagaug.core.progress import Progress
-from lagaug.core.rundir import RunDir
-from lagaug.core.runjob import RunJob
+from lagaug.core.run.generators import checked_options, load_generator, method_config
+from lagaug.core.run.job import RunJob
 from lagaug.core.runtime import derive_seed, resolve_device, stage_generator
-from lagaug.core.store import atomic_write_json, atomic_write_lines
+from lagaug.core.store.atomic import atomic_write_json, atomic_write_lines
+from lagaug.core.store.rundir import RunDir
 
 
 @dataclass
@@ -98,10 +98,9 @@ class Compare(RunJob, SynthesisStage, PseudoLabelStage):
     # -- set-up --------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Check everything that can be checked, then create (or reopen) the run directory."""
-        import lagaug.core.cnn  # noqa: F401  (registers garay_cnn / garay_cnn_small in timm)
-        from lagaug.core.data.identity import generator_fingerprint, pool_fingerprint, splits_fingerprint
+        import lagaug.core.classifier.cnn  # noqa: F401  (registers garay_cnn / garay_cnn_small in timm)
         from lagaug.core.data.pools import check_pool_disjoint
-        from lagaug.core.store import check_output_dir
+        from lagaug.core.store.atomic import check_output_dir
 
         cfg = self.cfg
         check_output_dir(cfg.out)
@@ -136,7 +135,7 @@ class Compare(RunJob, SynthesisStage, PseudoLabelStage):
         self._check_pool(given, check_pool_disjoint)
         self.loaded = None
         if loaded:
-            from lagaug.core.loop import check_generator_dir
+            from lagaug.core.run.loop import check_generator_dir
 
             check_generator_dir(cfg.generator, cfg.method, pool)
             self.loaded = load_generator(cfg.generator, expect_method=cfg.method, plugins=self.pm)
@@ -145,13 +144,7 @@ class Compare(RunJob, SynthesisStage, PseudoLabelStage):
             checked_options(self.pm.get_method(src.method), src.options, shape, pool.class_names,
                             saved=self.loaded if self.source_plan.group[label] == LOADED else None)
         self.plugin_options = self.pm.plugin_options(cfg.set)
-        identity = {"data": splits_fingerprint(self.splits), "unlabeled": pool_fingerprint(self.splits.unlabeled),
-                    "generator": generator_fingerprint(cfg.generator)}
-        self.identity = identity
-        self.executor = make_executor(cfg.executor, cfg.ray_address,  # an unreachable cluster: before any write
-                                      job_resources(cfg.threads, self.device.type, cfg.ray_gpus))
-        self.run.start(dataclasses.asdict(cfg), self.resume, identity, may_grow=frozenset({"repeats"}))
-        self.run.write_data_summary(self.splits.summary())
+        self.open_run(may_grow=frozenset({"repeats"}))  # more --repeats on --resume add repeats
         atomic_write_json(self.run.root / "arms.json", self.arms_record())
         self.progress.log(self.splits.counts_line())
 

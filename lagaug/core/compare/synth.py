@@ -5,7 +5,7 @@ A **source** (:class:`lagaug.core.compare.arms.Source`) is a method with its opt
 optional class restriction. Sources of one method whose *fit-time* configuration is the same form
 a **fit group** and share one fit per repeat: two configurations count as the same when every
 option the method does not declare in :attr:`GeneratorMethod.stage_options
-<lagaug.core.method.GeneratorMethod.stage_options>` resolves to the same value (a method that
+<lagaug.core.contract.method.GeneratorMethod.stage_options>` resolves to the same value (a method that
 declares nothing has every option fit-time: a variant that sets any option gets its own fit).
 The group's fit is given the first source's options, less the stage options its sources set
 differently; each source's own options reach its stages as ``ctx.options``.
@@ -34,14 +34,15 @@ import torch
 
 from lagaug.core.compare.arms import GATE, Source
 from lagaug.core.config import config_to_dict, resolve_options
+from lagaug.core.contract.method import GENERATOR_JSON, GeneratorMethod, StageContext
 from lagaug.core.data.dataset import DataSplits, ImageSet
+from lagaug.core.defaults.quality import GateConfig, summarize
 from lagaug.core.errors import ConfigError, DataError
-from lagaug.core.generators import fit_generator, load_generator, synthesize
-from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext
-from lagaug.core.quality import GateConfig, summarize
+from lagaug.core.run.generators import fit_generator, load_generator
+from lagaug.core.run.pipeline import synthesize
 from lagaug.core.runtime import derive_seed, stage_generator
-from lagaug.core.store import atomic_write_json
-from lagaug.core.synthstore import read_manifest, read_synthetic, write_synthetic
+from lagaug.core.store.atomic import atomic_write_json
+from lagaug.core.store.synthetic import read_manifest, read_synthetic, write_synthetic
 
 LOADED = "--generator"  # the fit group of --method's sources when a saved generator serves them
 
@@ -147,9 +148,9 @@ class SynthesisStage:
     def fit_once(self, r: int, group: str, method: str, train: ImageSet, val: ImageSet, folder: Path):
         """Fit group ``group``'s generator for repeat ``r``: the same fit for every repeat with the same
         training draw (its seed follows the draw, not the repeat), taken from the cache when an earlier
-        run or repeat made it (:mod:`lagaug.core.cache`), else fitted and kept there."""
-        from lagaug.core.cache import _link_or_copy, cache_key, reuse_or_make
+        run or repeat made it (:mod:`lagaug.core.store.cache`), else fitted and kept there."""
         from lagaug.core.data.identity import sets_fingerprint
+        from lagaug.core.store.cache import _link_or_copy, cache_key, reuse_or_make
 
         draw = r if self.cfg.train_size is not None else 0
         fit_val = val if self.cfg.generator_val else train.subset([])
@@ -253,7 +254,7 @@ class SynthesisStage:
 
     def write_preview(self, path: Path, train: ImageSet, synth) -> None:
         """``grid.png``: one source image of every class, beside everything made from it."""
-        from lagaug.core.report import partner_images, save_pair_grid
+        from lagaug.core.plots import partner_images, save_pair_grid
 
         rows = synth.primary
         shown = sorted({int(rows[torch.nonzero(train.labels[rows] == c).flatten()[0]])

@@ -65,7 +65,7 @@ def generator_fingerprint(directory: str | Path | None) -> str | None:
     """A hash of a saved generator's ``generator.json`` and weights."""
     if directory is None:
         return None
-    from lagaug.core.method import GENERATOR_JSON, GENERATOR_WEIGHTS
+    from lagaug.core.store.generator import GENERATOR_JSON, GENERATOR_WEIGHTS
 
     h = hashlib.sha256()
     for name in (GENERATOR_JSON, GENERATOR_WEIGHTS):

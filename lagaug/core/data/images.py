@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lagaug.core.data.depth import Wide, finish as finish_depth
+from lagaug.core.data.depth import Wide
+from lagaug.core.data.depth import finish as finish_depth
 from lagaug.core.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})

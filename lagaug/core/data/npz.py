@@ -13,8 +13,8 @@ from PIL import Image
 
 from lagaug.core.data.dataset import DataSplits, ImageSet
 from lagaug.core.data.images import DepthWarning, _resize, _stack, resize_mask
-from lagaug.core.errors import DataError
 from lagaug.core.data.splits import carve
+from lagaug.core.errors import DataError
 from lagaug.core.progress import Progress
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")

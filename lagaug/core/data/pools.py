@@ -21,7 +21,15 @@ from PIL import Image
 
 from lagaug.core.data.dataset import ImagePool, SquarePool, to_uint8
 from lagaug.core.data.depth import finish as finish_depth
-from lagaug.core.data.images import IMAGE_EXTENSIONS, BadImageWarning, _BadImage, _read_image, _report_bad, _resize, _stack
+from lagaug.core.data.images import (
+    IMAGE_EXTENSIONS,
+    BadImageWarning,
+    _BadImage,
+    _read_image,
+    _report_bad,
+    _resize,
+    _stack,
+)
 from lagaug.core.data.npz import _npz_images, _npz_scale, _open_npz
 from lagaug.core.data.splits import image_digests
 from lagaug.core.data.synthetic import SyntheticPool

@@ -26,13 +26,27 @@ from pathlib import Path
 import torch
 
 from lagaug.core.data.dataset import DataSplits, ImageSet
-from lagaug.core.data.depth import describe as describe_notes, finish as finish_depth
+from lagaug.core.data.depth import describe as describe_notes
+from lagaug.core.data.depth import finish as finish_depth
 from lagaug.core.data.images import (  # noqa: F401  (re-exported: the public names of data loading)
-    IMAGE_EXTENSIONS, BadImageWarning, DepthWarning, _BadImage, _read_image, _report_bad, _stack, read_image_file,
+    IMAGE_EXTENSIONS,
+    BadImageWarning,
+    DepthWarning,
+    _BadImage,
+    _read_image,
+    _report_bad,
+    _stack,
+    read_image_file,
 )
 from lagaug.core.data.npz import NPZ_KEYS, load_npz  # noqa: F401
 from lagaug.core.data.pools import (  # noqa: F401
-    DEFAULT_POOL_SIZE, ArrayPool, FolderPool, check_pool_disjoint, files_below, load_unlabeled, visible,
+    DEFAULT_POOL_SIZE,
+    ArrayPool,
+    FolderPool,
+    check_pool_disjoint,
+    files_below,
+    load_unlabeled,
+    visible,
 )
 from lagaug.core.data.splits import carve, shared_images
 from lagaug.core.data.synthetic import make_default_splits

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import ray
 
 from lagaug.core.errors import ConfigError, LagaugError
-from lagaug.core.executor import INSTALL_HINT, Executor, OnDone, Resources, this_node  # noqa: F401
+from lagaug.core.executor.base import INSTALL_HINT, Executor, OnDone, Resources, run_job, this_node  # noqa: F401
 
 #: Times Ray re-runs a task whose worker process or node died (the job's own errors are not retried).
 TASK_RETRIES = 3
@@ -36,15 +36,6 @@ DEFAULT_PORTS = {"ray": 10001, "gcs": 6379}
 
 class ExecutorError(LagaugError):
     """A task could not be completed on the cluster (its worker or node kept dying)."""
-
-
-def run_job(fn: Callable, threads: int | None, *args: Any) -> tuple[Any, dict]:
-    """The body of every task: set torch's thread count, run the job, say where it ran."""
-    if threads:
-        from lagaug.core.threads import apply_threads
-
-        apply_threads(threads)
-    return fn(*args), this_node()
 
 
 class RayExecutor(Executor):

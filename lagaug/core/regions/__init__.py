@@ -12,5 +12,6 @@ resamples the rest (or transplants them onto a defect-free background); methods 
 notion of place blend the region's pixels back (:func:`.masks.blend_region`).
 
 :mod:`.masks` holds the mask arithmetic (dilation, grids, feathering) and the data checks;
-:mod:`.measure` the figures that say how well a finder finds real defects (IoU, pixel AUROC).
+:mod:`.measure` the figures that say how well a finder finds real defects (IoU, pixel AUROC);
+:mod:`.backgrounds` the defect-free backgrounds a region is put onto (from the pool or the training set).
 """

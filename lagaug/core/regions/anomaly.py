@@ -143,7 +143,7 @@ class AnomalyModel:
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
-        from lagaug.core.store import atomic_save_safetensors, atomic_write_json
+        from lagaug.core.store.atomic import atomic_save_safetensors, atomic_write_json
 
         directory = Path(directory)
         atomic_save_safetensors(directory / ANOMALY_WEIGHTS, self.net.state_dict())

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import torch
 
+from lagaug.core.contract.method import Regions
 from lagaug.core.errors import ConfigError
-from lagaug.core.method import Regions
 
 REGION_SOURCES = ("auto", "mask", "anomaly", "saliency", "none")
 KEEP_RADIUS = 1  # pixels a kept region grows by before it is blended back

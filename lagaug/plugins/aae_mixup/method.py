@@ -32,14 +32,26 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
+from lagaug.core.contract.method import FitContext, GeneratorMethod, Latents, StageContext, Synthesis
 from lagaug.core.errors import ConfigError, DataError
-from lagaug.core.method import FitContext, GeneratorMethod, Latents, StageContext, Synthesis
 from lagaug.plugins.aae_mixup.model import AAE, PRIORS, LatentDiscriminator, auto_latent_dim
 from lagaug.plugins.aae_mixup.partners import (
-    PARTNER_RULES, PartnerPool, allowed_classes, check_lambda, choose_partners, draw_lambda,
+    PARTNER_RULES,
+    PartnerPool,
+    allowed_classes,
+    check_lambda,
+    choose_partners,
+    draw_lambda,
 )
 from lagaug.plugins.aae_mixup.training import (
-    AAETrainer, FitPlan, box_fill, decode_all, disc_accuracy, encode_all, recon_errors, train_epochs,
+    AAETrainer,
+    FitPlan,
+    box_fill,
+    decode_all,
+    disc_accuracy,
+    encode_all,
+    recon_errors,
+    train_epochs,
 )
 
 #: A fit whose reconstruction error stays above this share of the untrained network's has collapsed

@@ -20,8 +20,8 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
+from lagaug.core.contract.method import GeneratorMethod, Latents, StageContext, Synthesis
 from lagaug.core.errors import ConfigError
-from lagaug.core.method import GeneratorMethod, Latents, StageContext, Synthesis
 from lagaug.core.regions.masks import dilate, feather
 
 

@@ -26,9 +26,9 @@ from typing import Any, Mapping
 
 import torch
 
-from lagaug.core.foreign import ALLOWED_GLOBALS, check_tensor, count_indexed, load_checkpoint_file, need_tensor
+from lagaug.core.contract.plugins import registered_method
 from lagaug.core.errors import CheckpointError
-from lagaug.core.plugins import registered_method
+from lagaug.core.foreign import ALLOWED_GLOBALS, check_tensor, count_indexed, load_checkpoint_file, need_tensor
 from lagaug.plugins.stylegan2.networks import resolutions
 
 REFERENCE_LR_MLP = 0.01

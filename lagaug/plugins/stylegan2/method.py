@@ -33,20 +33,32 @@ import torch
 from torch import nn
 
 from lagaug.core.config import apply_overrides, config_to_dict
+from lagaug.core.contract.method import FitContext, GeneratorMethod, Latents, StageContext, Synthesis
 from lagaug.core.errors import ConfigError, DataError
-from lagaug.core.method import FitContext, GeneratorMethod, Latents, StageContext, Synthesis
 from lagaug.plugins.stylegan2.config import PROJECTION_OPTIONS, StyleGAN2Config
 from lagaug.plugins.stylegan2.directions import (
-    DIRECTION_IDS, apply_move, class_move, fit_class_directions, mapping_samples, pca_move,
-    principal_directions, random_move, w_statistics,
+    DIRECTION_IDS,
+    apply_move,
+    class_move,
+    fit_class_directions,
+    mapping_samples,
+    pca_move,
+    principal_directions,
+    random_move,
+    w_statistics,
 )
 from lagaug.plugins.stylegan2.networks import (
-    Discriminator, Generator, count_parameters, init_weights_, randn, resolutions, scaled_channels,
+    Discriminator,
+    Generator,
+    count_parameters,
+    init_weights_,
+    randn,
+    resolutions,
+    scaled_channels,
 )
 from lagaug.plugins.stylegan2.projection import ProjectOptions, project
-from lagaug.plugins.stylegan2.training import (
-    device_generator, real_batches, to_unit_range, train_gan,
-)
+from lagaug.plugins.stylegan2.training import device_generator, real_batches, to_unit_range, train_gan
+
 
 class LatentStats(nn.Module):
     """What the method knows about W, saved with the generator: the mean, per-dimension spread
@@ -102,7 +114,6 @@ class StyleGAN2Method(GeneratorMethod):
         self.generator = Generator(size, cfg.style_dim, cfg.n_mlp, channels, c, cfg.lr_mlp)
         self.discriminator = Discriminator(size, channels, c) if cfg.discriminator else None
         self.stats = LatentStats(cfg.style_dim, cfg.pca_components, len(self.class_names))
-        self.state: dict[str, Any] = {}
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -130,16 +141,6 @@ class StyleGAN2Method(GeneratorMethod):
         if self.discriminator is not None:
             mods["discriminator"] = self.discriminator
         return mods
-
-    def extra_state(self) -> dict[str, Any]:
-        return dict(self.state)
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.state = dict(state)
-
-    def _to(self, device) -> None:
-        for module in self.modules().values():
-            module.to(device).eval()
 
     def _option(self, ctx, key: str) -> Any:
         """A stage option: ``ctx.options[key]`` (checked and typed like ``--set``) or the config's."""
@@ -179,7 +180,7 @@ class StyleGAN2Method(GeneratorMethod):
                                       advance=task.advance, checkpoint_dir=work,
                                       checkpoint_every=cfg.checkpoint_every, fingerprint=key)
         self.generator = g_ema
-        self._to(dev)
+        self.to_device(dev)
         metrics: dict[str, Any] = {
             "generator_parameters": count_parameters(self.generator),
             "discriminator_parameters": count_parameters(self.discriminator),
@@ -212,7 +213,7 @@ class StyleGAN2Method(GeneratorMethod):
         return image_stats(images)
 
     def _save_samples(self, path: Path, generator: torch.Generator, dev) -> None:
-        from lagaug.core.store import save_png
+        from lagaug.core.store.atomic import save_png
 
         images = self.generate(64, generator, dev)
         c, h, w = self.image_shape
@@ -285,7 +286,7 @@ class StyleGAN2Method(GeneratorMethod):
         if not self.state.get("w_stats"):
             raise ConfigError("this stylegan2 generator has no statistics of W; fit it with `lagaug fit` "
                               "or import it with `lagaug import-checkpoint --method stylegan2`")
-        self._to(dev)
+        self.to_device(dev)
         bs = self.config.proj_batch
         chunks = [images[s : s + bs] for s in range(0, len(images), bs)]
         ws, noises, errors, steps = [], [], [], []
@@ -395,7 +396,7 @@ class StyleGAN2Method(GeneratorMethod):
         if all(f"noise_{i}" in latents.codes for i in range(n_maps)):
             noise = [latents.codes[f"noise_{i}"] for i in range(n_maps)]
         dev = torch.device(ctx.device)
-        self._to(dev)
+        self.to_device(dev)
         bs = self.config.sample_batch_size
         outs = []
         with torch.no_grad():

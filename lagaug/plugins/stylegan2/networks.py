@@ -36,7 +36,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from lagaug.plugins.stylegan2.ops import (
-    downsample_pads, fused_leaky_relu, make_kernel, skip_upsample_pads, upfirdn2d, upsample_pads,
+    downsample_pads,
+    fused_leaky_relu,
+    make_kernel,
+    skip_upsample_pads,
+    upfirdn2d,
+    upsample_pads,
 )
 
 # -- initialisation ----------------------------------------------------------------------------

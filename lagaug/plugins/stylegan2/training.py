@@ -316,7 +316,7 @@ class GANTrainer:
 
 def save_checkpoint(directory: Path, trainer: GANTrainer, fingerprint: str) -> None:
     """Write the training state to ``directory`` (safetensors + JSON, each written atomically)."""
-    from lagaug.core.store import atomic_save_safetensors, atomic_write_text
+    from lagaug.core.store.atomic import atomic_save_safetensors, atomic_write_text
 
     atomic_save_safetensors(directory / "train_state.safetensors", trainer.state_tensors())
     atomic_write_text(directory / "train_state.json",

@@ -33,9 +33,10 @@ import torch
 from torch.nn import functional as F
 
 from lagaug.core.config import config_to_dict
+from lagaug.core.contract.method import FitContext, Latents, StageContext, Synthesis
 from lagaug.core.errors import ConfigError, DataError
-from lagaug.core.method import FitContext, GeneratorMethod, Latents, StageContext, Synthesis
 from lagaug.plugins.vae.model import ConvVAE, kl_divergence, reconstruction_bce, reparameterize, standard_normal
+from lagaug.plugins.vae.perclass import PerClassNetworks
 
 SAMPLING_MODES = ("posterior", "prior")
 _CHUNK = 512  # images per forward pass in encode / decode
@@ -115,7 +116,7 @@ def _check_scale(value: Any) -> float:
     return scale
 
 
-class VAEMethod(GeneratorMethod):
+class VAEMethod(PerClassNetworks):
     """One convolutional VAE per class; see the module docstring for the stages.
 
     ``vaes[i]`` is the VAE of class ``class_names[i]``. Every class must be fitted: ``fit`` raises
@@ -133,28 +134,9 @@ class VAEMethod(GeneratorMethod):
     min_image_size: ClassVar[int] = 16
     stage_options: ClassVar[frozenset[str]] = frozenset({"sampling", "posterior_scale"})
 
-    def __init__(self, config: VAEConfig, image_shape: tuple[int, int, int], class_names: list[str]):
-        super().__init__(config, image_shape, class_names)
-        self.vaes = [self._new_vae(torch.Generator().manual_seed(0)) for _ in self.class_names]
-        self.fitted = [False] * self.num_classes
-        self.fit_metrics: dict[str, Any] = {}
-
-    def _new_vae(self, generator: torch.Generator) -> ConvVAE:
-        cfg = self.config
+    def new_network(self, cfg: VAEConfig, generator: torch.Generator) -> ConvVAE:
         return ConvVAE(self.image_shape, cfg.latent_dim, cfg.channels, cfg.hidden, cfg.feature_size, generator)
 
-    # -- persistence ---------------------------------------------------------------------------
-    def modules(self) -> dict[str, torch.nn.Module]:
-        return {f"class_{i}": vae for i, vae in enumerate(self.vaes)}
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"fitted": list(self.fitted), "fit": self.fit_metrics}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.fitted = [bool(v) for v in state.get("fitted", [True] * self.num_classes)]
-        self.fit_metrics = dict(state.get("fit", {}))
-
-    # -- fit -----------------------------------------------------------------------------------
     @classmethod
     def check_train(cls, config: VAEConfig, train: Any) -> None:
         """Every class needs ``min_class_images`` training images (one VAE per class)."""
@@ -181,7 +163,7 @@ class VAEMethod(GeneratorMethod):
         per-image negative ELBOs (nats) at the kept weights.
         """
         cfg = self.config
-        self._check_images(train.images, "training images")
+        self.check_images(train.images, "training images")
         if list(train.class_names) != self.class_names:
             raise ConfigError(
                 f"vae: training classes {train.class_names} differ from the generator's {self.class_names}"
@@ -190,7 +172,7 @@ class VAEMethod(GeneratorMethod):
         counts = train.class_counts()
         val = ctx.val if ctx.val is not None and len(ctx.val) else None
         if val is not None:
-            self._check_images(val.images, "validation images")
+            self.check_images(val.images, "validation images")
         seeds = torch.randint(0, 2**62, (self.num_classes,), generator=ctx.generator).tolist()
         epochs = [self.class_epochs(n) for n in counts]
         start = time.perf_counter()
@@ -227,7 +209,7 @@ class VAEMethod(GeneratorMethod):
                 return summary
 
         g = torch.Generator().manual_seed(seed)
-        vae = self._new_vae(g).to(device)
+        vae = self.new_network(self.config, g).to(device)
         self.vaes[c] = vae
         opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
         x = x.to(device)
@@ -304,7 +286,7 @@ class VAEMethod(GeneratorMethod):
         return h.hexdigest()
 
     def _save_checkpoint(self, c: int, path: Path, fingerprint: str, summary: dict) -> None:
-        from lagaug.core.store import atomic_save_safetensors
+        from lagaug.core.store.atomic import atomic_save_safetensors
 
         atomic_save_safetensors(path, self.vaes[c].state_dict(),
                                 metadata={"fingerprint": fingerprint, "summary": json.dumps(summary)})
@@ -329,13 +311,13 @@ class VAEMethod(GeneratorMethod):
     # -- stages --------------------------------------------------------------------------------
     def encode(self, images: torch.Tensor, soft: torch.Tensor, ctx: StageContext) -> Latents:
         """Posterior ``mu`` and ``logvar`` of every image under its class's VAE."""
-        self._require_fitted()
-        self._check_images(images, "images to encode")
-        classes = self._classes(soft, len(images))
+        self.require_fitted()
+        self.check_images(images, "images to encode")
+        classes = self.classes_of(soft, len(images))
         n, dim = len(images), self.config.latent_dim
         mu, logvar = torch.zeros(n, dim), torch.zeros(n, dim)
         with torch.no_grad():
-            for c, rows in self._groups(classes):
+            for c, rows in self.class_groups(classes):
                 vae = self.vaes[c].to(ctx.device).eval()
                 for s in range(0, len(rows), _CHUNK):
                     idx = rows[s : s + _CHUNK]
@@ -368,9 +350,9 @@ class VAEMethod(GeneratorMethod):
         Soft labels are one-hot of the row's class; ``metrics["latent_distance"]`` is ``||z - mu||``
         when ``mu`` is known.
         """
-        self._require_fitted()
+        self.require_fitted()
         z = latents.codes["z"] if "z" in latents.codes else latents.codes["mu"]
-        classes = self._classes(latents.soft, len(z))
+        classes = self.classes_of(latents.soft, len(z))
         images = self._decode_classes(z, classes, ctx.device)
         metrics = {}
         if "mu" in latents.codes:
@@ -383,7 +365,7 @@ class VAEMethod(GeneratorMethod):
         self, class_index: int, n: int, generator: torch.Generator, device: torch.device | str = "cpu"
     ) -> torch.Tensor:
         """``n`` images ``(n, C, H, W)`` in [0, 1] (CPU) drawn from the prior of class ``class_index``."""
-        self._require_fitted()
+        self.require_fitted()
         if not 0 <= int(class_index) < self.num_classes:
             raise ConfigError(f"vae: class index {class_index} out of range; classes: {', '.join(self.class_names)}")
         z = torch.randn((int(n), self.config.latent_dim), generator=generator, device=generator.device).cpu()
@@ -393,32 +375,9 @@ class VAEMethod(GeneratorMethod):
     @torch.no_grad()
     def _decode_classes(self, z: torch.Tensor, classes: torch.Tensor, device: torch.device) -> torch.Tensor:
         out = torch.zeros((len(z), *self.image_shape))
-        for c, rows in self._groups(classes):
+        for c, rows in self.class_groups(classes):
             vae = self.vaes[c].to(device).eval()
             for s in range(0, len(rows), _CHUNK):
                 idx = rows[s : s + _CHUNK]
                 out[idx] = vae.decode(z[idx].float().to(device)).float().cpu()
         return out
-
-    @staticmethod
-    def _groups(classes: torch.Tensor):
-        for c in torch.unique(classes).tolist():
-            yield int(c), torch.nonzero(classes == c).flatten()
-
-    def _classes(self, soft: torch.Tensor, n: int) -> torch.Tensor:
-        if tuple(soft.shape) != (n, self.num_classes):
-            raise ConfigError(f"vae: soft labels must have shape ({n}, {self.num_classes}), got {tuple(soft.shape)}")
-        return soft.argmax(dim=1).cpu()
-
-    def _check_images(self, images: torch.Tensor, what: str) -> None:
-        shape = tuple(images.shape[1:])
-        if images.dim() != 4 or shape != self.image_shape:
-            raise ConfigError(
-                f"vae: {what} have shape {'x'.join(map(str, shape))}, but this generator is for "
-                f"{'x'.join(map(str, self.image_shape))} (channels x height x width)"
-            )
-
-    def _require_fitted(self) -> None:
-        missing = [n for n, ok in zip(self.class_names, self.fitted) if not ok]
-        if missing:
-            raise ConfigError(f"vae: no fitted VAE for class {', '.join(map(repr, missing))}; fit the generator first")

@@ -33,9 +33,10 @@ from typing import Any, ClassVar
 
 import torch
 
+from lagaug.core.contract.method import FitContext, Latents, StageContext, Synthesis
 from lagaug.core.errors import ConfigError, DataError
-from lagaug.core.method import FitContext, GeneratorMethod, Latents, StageContext, Synthesis
 from lagaug.plugins.vae.model import reparameterize, vae_loss
+from lagaug.plugins.vae.perclass import PerClassNetworks
 from lagaug.plugins.vae_overlay.config import STAGE_OPTIONS, VAEOverlayConfig
 from lagaug.plugins.vae_overlay.model import OverlayVAE, train_on_copies
 from lagaug.plugins.vae_overlay.overlay import choose_partners, combine, norm_rank, partner_rows, rule_rows
@@ -63,7 +64,7 @@ class _Pool:
         return self.set.float_images(rows) if self.set is not None else self.batch_images[rows]
 
 
-class VAEOverlayMethod(GeneratorMethod):
+class VAEOverlayMethod(PerClassNetworks):
     """See the module docstring. ``vaes[i]`` is the class VAE of ``class_names[i]``."""
 
     name: ClassVar[str] = "vae-overlay"
@@ -75,29 +76,12 @@ class VAEOverlayMethod(GeneratorMethod):
     min_image_size: ClassVar[int] = 8
     stage_options: ClassVar[frozenset[str]] = frozenset(STAGE_OPTIONS)
 
-    def __init__(self, config: VAEOverlayConfig, image_shape: tuple[int, int, int], class_names: list[str]):
-        super().__init__(config, image_shape, class_names)
-        self.vaes = [self._new_vae(config, torch.Generator().manual_seed(0)) for _ in self.class_names]
-        self.fitted = [False] * self.num_classes
-        self.fit_metrics: dict[str, Any] = {}
-
-    def _new_vae(self, cfg: VAEOverlayConfig, generator: torch.Generator) -> OverlayVAE:
+    def new_network(self, cfg: VAEOverlayConfig, generator: torch.Generator) -> OverlayVAE:
         return OverlayVAE(self.image_shape, cfg.latent_dim, cfg.channels, cfg.hidden, generator)
 
     def stage_config(self, ctx: StageContext) -> VAEOverlayConfig:
         """The config with this call's options applied (validated again)."""
         return dataclasses.replace(self.config, **ctx.options) if ctx.options else self.config
-
-    # -- persistence ---------------------------------------------------------------------------
-    def modules(self) -> dict[str, torch.nn.Module]:
-        return {f"class_{i}": vae for i, vae in enumerate(self.vaes)}
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"fitted": list(self.fitted), "fit": self.fit_metrics}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.fitted = [bool(v) for v in state.get("fitted", [True] * self.num_classes)]
-        self.fit_metrics = dict(state.get("fit", {}))
 
     # -- fit -----------------------------------------------------------------------------------
     def fit(self, train: Any, ctx: FitContext, unlabeled: Any = None) -> dict[str, Any]:
@@ -111,7 +95,7 @@ class VAEOverlayMethod(GeneratorMethod):
         the mean of the last tenth of the steps; ``val_loss`` at the posterior mean on ``ctx.val``).
         """
         cfg = self.config
-        self._check_images(train.images, "training images")
+        self.check_images(train.images, "training images")
         if list(train.class_names) != self.class_names:
             raise ConfigError(f"vae-overlay: training classes {train.class_names} differ from {self.class_names}")
         need = cfg.sources if cfg.partner_classes == "same" else 1
@@ -133,7 +117,7 @@ class VAEOverlayMethod(GeneratorMethod):
                 x = train.float_images(torch.nonzero(train.labels == c).flatten()).to(ctx.device)
                 reps = -(-cfg.class_steps * cfg.batch_size // len(x))
                 order = torch.rand((reps, len(x)), generator=g).argsort(dim=1).flatten().to(ctx.device)
-                vae = self._new_vae(cfg, g).to(ctx.device)
+                vae = self.new_network(cfg, g).to(ctx.device)
                 losses = train_on_copies(
                     vae, x, lambda s: order[s * cfg.batch_size : (s + 1) * cfg.batch_size], cfg.class_steps,
                     optimizer=cfg.optimizer, lr=cfg.lr, beta=cfg.beta, generator=g,
@@ -162,8 +146,8 @@ class VAEOverlayMethod(GeneratorMethod):
     @torch.no_grad()
     def encode(self, images: torch.Tensor, soft: torch.Tensor, ctx: StageContext) -> Latents:
         """Posterior ``mu`` / ``logvar`` of every image under its class VAE, and the image."""
-        self._check_images(images, "images to encode")
-        classes = self._classes(soft, len(images))
+        self.check_images(images, "images to encode")
+        classes = self.classes_of(soft, len(images))
         mu, logvar = self._encode_with(classes, images.float(), ctx.device)
         return Latents(codes={"mu": mu, "logvar": logvar, "image": images.float().cpu()},
                        source=ctx.batch_rows(len(images)), soft=soft.float().cpu())
@@ -180,7 +164,7 @@ class VAEOverlayMethod(GeneratorMethod):
         if variants < 1:
             raise ConfigError(f"vae-overlay: variants must be at least 1, got {variants}")
         pool = _Pool(latents, ctx)
-        classes = self._classes(latents.soft, len(latents))
+        classes = self.classes_of(latents.soft, len(latents))
         hard = latents.source[:, 0].tolist()
         ranked: dict[int, tuple[torch.Tensor, ...]] = {}  # class -> candidate rows, their mu, logvar; class norms
         plans: dict[int, tuple] = {}  # hard row -> (first batch row, class, partner pool rows (T, S-1))
@@ -227,7 +211,7 @@ class VAEOverlayMethod(GeneratorMethod):
                 members = torch.unique(partners.flatten())  # one VAE for the hard image and all its partners
                 x = torch.cat([latents.codes["image"][i][None], pool.images(members)]).to(ctx.device)
                 g = torch.Generator().manual_seed(seed)
-                vae = self._new_vae(cfg, g).to(ctx.device)
+                vae = self.new_network(cfg, g).to(ctx.device)
                 batch = torch.arange(len(x), device=ctx.device).repeat(cfg.batch_copies)
                 train_on_copies(vae, x, lambda s: batch, steps, optimizer=cfg.optimizer, lr=cfg.lr,
                                 beta=cfg.beta, generator=g,
@@ -292,7 +276,7 @@ class VAEOverlayMethod(GeneratorMethod):
         rows straight from ``encode`` decode their posterior mean (a reconstruction)."""
         if "z" not in latents.codes:  # not resampled: reconstruct
             z, group = latents.codes["mu"], torch.full((len(latents),), -1)
-            vae_class = self._classes(latents.soft, len(latents))
+            vae_class = self.classes_of(latents.soft, len(latents))
         else:
             z, group, vae_class = latents.codes["z"], latents.codes["group"], latents.codes["vae_class"]
         groups = latents.info.get("group_vaes", [])
@@ -316,9 +300,8 @@ class VAEOverlayMethod(GeneratorMethod):
     def _encode_with(self, classes: torch.Tensor, images: torch.Tensor, device) -> tuple[torch.Tensor, ...]:
         n, d = len(images), self.vaes[0].latent_dim
         mu, logvar = torch.zeros(n, d), torch.zeros(n, d)
-        for c in torch.unique(classes).tolist():
-            vae = self._class_vae(c, device)
-            rows = torch.nonzero(classes == c).flatten()
+        for c, rows in self.class_groups(classes):
+            vae = self.class_network(c, device)
             for s in range(0, len(rows), _CHUNK):
                 idx = rows[s : s + _CHUNK]
                 m, lv = vae.encode(images[idx].to(device))
@@ -328,24 +311,6 @@ class VAEOverlayMethod(GeneratorMethod):
     @torch.no_grad()
     def _decode_with(self, classes: torch.Tensor, z: torch.Tensor, device) -> torch.Tensor:
         out = torch.zeros((len(z), *self.image_shape))
-        for c in torch.unique(classes).tolist():
-            rows = torch.nonzero(classes == c).flatten()
-            out[rows] = self._class_vae(c, device).decode(z[rows].to(device)).float().cpu()
+        for c, rows in self.class_groups(classes):
+            out[rows] = self.class_network(c, device).decode(z[rows].to(device)).float().cpu()
         return out
-
-    def _class_vae(self, c: int, device) -> OverlayVAE:
-        if not self.fitted[c]:
-            raise ConfigError(f"vae-overlay: no fitted VAE for class {self.class_names[c]!r}; fit the generator first")
-        return self.vaes[c].to(device).eval()
-
-    def _classes(self, soft: torch.Tensor, n: int) -> torch.Tensor:
-        if tuple(soft.shape) != (n, self.num_classes):
-            raise ConfigError(f"vae-overlay: soft labels must be ({n}, {self.num_classes}), got {tuple(soft.shape)}")
-        return soft.argmax(dim=1).cpu()
-
-    def _check_images(self, images: torch.Tensor, what: str) -> None:
-        if images.dim() != 4 or tuple(images.shape[1:]) != self.image_shape:
-            raise ConfigError(
-                f"vae-overlay: {what} have shape {'x'.join(map(str, images.shape[1:]))}, but this generator "
-                f"is for {'x'.join(map(str, self.image_shape))} (channels x height x width)"
-            )

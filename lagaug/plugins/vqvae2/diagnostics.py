@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from lagaug.core.method import StageContext
+from lagaug.core.contract.method import StageContext
 from lagaug.plugins.vqvae2.training import to_model_range
 from lagaug.plugins.vqvae2.vqvae import VQVAE2, perplexity
 
@@ -66,7 +66,7 @@ def warn(message: str) -> None:
 
 def grid_tensors(sources: torch.Tensor, recon: torch.Tensor, variants: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(made, index)`` for :func:`lagaug.core.report.save_pair_grid`: per source row, its
+    """``(made, index)`` for :func:`lagaug.core.plots.save_pair_grid`: per source row, its
     reconstruction then its variants (``variants`` ``(N * V, ...)``, consecutive per source)."""
     n = len(sources)
     v = len(variants) // max(n, 1)

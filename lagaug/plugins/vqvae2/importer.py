@@ -23,11 +23,10 @@ from typing import Any, Mapping
 
 import torch
 
-from lagaug.core.foreign import ALLOWED_GLOBALS, check_tensor, count_indexed, load_checkpoint_file, need_tensor
+from lagaug.core.contract.plugins import registered_method
 from lagaug.core.errors import CheckpointError, ConfigError
-from lagaug.core.plugins import registered_method
+from lagaug.core.foreign import ALLOWED_GLOBALS, check_tensor, count_indexed, load_checkpoint_file, need_tensor
 from lagaug.plugins.vqvae2.pixelsnail import CausalConv2d
-
 
 
 def load_reference_file(path: str | os.PathLike) -> Any:

@@ -37,21 +37,37 @@ from typing import Any, ClassVar
 
 import torch
 
+from lagaug.core.contract.method import FitContext, GeneratorMethod, Latents, StageContext, Synthesis
 from lagaug.core.errors import ConfigError, DataError
-from lagaug.core.method import FitContext, GeneratorMethod, Latents, StageContext, Synthesis
+from lagaug.core.regions.masks import blend_region
 from lagaug.plugins.vqvae2 import diagnostics as diag
 from lagaug.plugins.vqvae2.config import (  # noqa: F401  (VQVAE2Config, parse_box: public here too)
-    PRESETS, VQVAE2Config, auto_bottom_stride, check_region, check_temperature, is_whole_map, parse_box, region_mask,
+    PRESETS,
+    VQVAE2Config,
+    auto_bottom_stride,
+    check_region,
+    check_temperature,
+    is_whole_map,
+    parse_box,
+    region_mask,
 )
-from lagaug.core.regions.masks import blend_region
 from lagaug.plugins.vqvae2.keep import plan_keep
 from lagaug.plugins.vqvae2.layers import init_weights_
 from lagaug.plugins.vqvae2.metrics import structure_and_detail
 from lagaug.plugins.vqvae2.pixelsnail import PixelSNAIL
 from lagaug.plugins.vqvae2.sampler import sample
 from lagaug.plugins.vqvae2.training import (
-    batches, extract_codes, init_codebooks, lr_factor, mean_recon_error, parse_checkpoint_choice, random_crops,
-    resolve_precision, to_model_range, train_prior, vqvae_step,
+    batches,
+    extract_codes,
+    init_codebooks,
+    lr_factor,
+    mean_recon_error,
+    parse_checkpoint_choice,
+    random_crops,
+    resolve_precision,
+    to_model_range,
+    train_prior,
+    vqvae_step,
 )
 from lagaug.plugins.vqvae2.vqvae import VQVAE2, perplexity
 
@@ -125,7 +141,6 @@ class VQVAE2Method(GeneratorMethod):
             )
         # "bottom_prior" / "top_prior": how each prior was trained (or imported); absent = untrained;
         # "vqvae" / "diagnostics": what the fit measured (see diagnostics.py)
-        self.state: dict[str, Any] = {}
         self.figures: dict[str, tuple] = {}  # file name -> save_pair_grid arguments, written by save()
 
     @classmethod
@@ -145,15 +160,9 @@ class VQVAE2Method(GeneratorMethod):
             mods["top_prior"] = self.top_prior
         return mods
 
-    def extra_state(self) -> dict[str, Any]:
-        return dict(self.state)
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.state = dict(state or {})
-
     def save(self, directory):
         """``generator.json`` + weights, and the fit's figures (``reconstructions.png``) beside them."""
-        from lagaug.core.report import save_pair_grid
+        from lagaug.core.plots import save_pair_grid
 
         out = super().save(directory)
         for name, (sources, made, index) in self.figures.items():
@@ -164,10 +173,6 @@ class VQVAE2Method(GeneratorMethod):
     def upgrade_config(cls, config: dict[str, Any], saved_version: int) -> dict[str, Any]:
         """Generators saved before version 2 padded with zeros and had the bottom map at 1/4."""
         return {"border": "zero", "bottom_stride": 4, **config} if saved_version < 2 else config
-
-    def _to(self, device) -> None:
-        for module in self.modules().values():
-            module.to(device).eval()
 
     # -- fit -----------------------------------------------------------------------------------
     def fit(self, train, ctx: FitContext, unlabeled=None) -> dict[str, Any]:
@@ -190,7 +195,7 @@ class VQVAE2Method(GeneratorMethod):
         start = time.perf_counter()
         metrics.update(self._fit_priors(top, bottom, unlabeled, ctx, dev))
         metrics["prior_seconds"] = round(time.perf_counter() - start, 2)
-        self._to(dev)
+        self.to_device(dev)
         metrics["diagnostics"] = diag.diagnose(self, images, top, bottom, ctx, dev)
         return metrics
 
@@ -326,7 +331,7 @@ class VQVAE2Method(GeneratorMethod):
             raise DataError(f"vqvae2 encode: images must be (N, {', '.join(map(str, self.image_shape))})"
                             f", got {tuple(images.shape)}")
         dev = torch.device(ctx.device)
-        self._to(dev)
+        self.to_device(dev)
         top, bottom = self._codes(images.float(), dev)
         n = images.shape[0]
         return Latents(codes={"top": top, "bottom": bottom, "batch_row": torch.arange(n)},
@@ -346,7 +351,7 @@ class VQVAE2Method(GeneratorMethod):
         mask = region_mask(opts.get("region", self.config.region),
                            opts.get("resample_fraction", self.config.resample_fraction), bottom.shape, ctx.generator)
         dev = torch.device(ctx.device)
-        self._to(dev)
+        self.to_device(dev)
         plan = plan_keep(self, top, bottom, mask, out.source, out.weight, ctx, lambda key: self.option(ctx, key))
         top, bottom, mask = plan.top, plan.bottom, plan.resample
         new = []
@@ -367,7 +372,7 @@ class VQVAE2Method(GeneratorMethod):
     def decode(self, latents: Latents, ctx: StageContext) -> Synthesis:
         top, bottom = self._check_codes(latents)
         dev = torch.device(ctx.device)
-        self._to(dev)
+        self.to_device(dev)
         outs = []
         bs = self.config.sample_batch_size
         with torch.no_grad():
@@ -421,7 +426,7 @@ class VQVAE2Method(GeneratorMethod):
         if self.top_prior is None:
             raise ConfigError("generate() needs a top prior: fit with --set top_prior=true")
         dev = torch.device(device)
-        self._to(dev)
+        self.to_device(dev)
         top = sample(self.top_prior, torch.zeros(n, *self.top_shape, dtype=torch.long, device=dev),
                      temperature=temperature, generator=generator)
         bottom = sample(self.bottom_prior, torch.zeros(n, *self.bottom_shape, dtype=torch.long, device=dev),

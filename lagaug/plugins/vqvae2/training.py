@@ -261,7 +261,7 @@ def train_prior(
         if epoch == pinned:
             kept = copy.deepcopy(prior.state_dict())
         if save_dir is not None:
-            from lagaug.core.store import atomic_save_safetensors
+            from lagaug.core.store.atomic import atomic_save_safetensors
 
             atomic_save_safetensors(save_dir / f"{name}_epoch_{epoch:03d}.safetensors", prior.state_dict())
     if pinned is not None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pluggy
 
-from lagaug.core import hookspecs
+from lagaug.core.contract import hookspecs
 from lagaug.core.errors import ConfigError, PluginError, PluginWarning
 
 ENTRY_POINT_GROUP = "lagaug"
@@ -364,7 +364,7 @@ def record_plugins(pm: LagaugPluginManager, root: Any, progress: Any = None) -> 
     import json
     from pathlib import Path
 
-    from lagaug.core.store import atomic_write_json
+    from lagaug.core.store.atomic import atomic_write_json
 
     path = Path(root) / PLUGINS_FILE
     try:
@@ -441,16 +441,15 @@ def make_plugin_manager(extra_plugins: list[tuple[str, Any]] | None = None, *,
     hand it to :func:`lagaug.run_augment`, :func:`lagaug.run_compare`, :func:`lagaug.fit_generator`
     and :func:`lagaug.load_generator`. Nothing in lagaug keeps one per process.
     """
-    from lagaug.core import hardness, quality, stages
+    from lagaug.core.defaults import DEFAULTS
 
     pm = LagaugPluginManager()
     if os.environ.get(ENV_TRACE):  # before any plugin loads: registration calls are traced too
         pm.trace.root.setwriter(lambda msg: sys.stderr.write(msg))
         pm.enable_tracing()
     version = _lagaug_version()
-    pm.add_plugin(stages, "core", distribution=BUILTIN_DISTRIBUTION, version=version, builtin=True)
-    pm.add_plugin(hardness, "hardness", distribution=BUILTIN_DISTRIBUTION, version=version, builtin=True)
-    pm.add_plugin(quality, "quality", distribution=BUILTIN_DISTRIBUTION, version=version, builtin=True)
+    for name, module in DEFAULTS:
+        pm.add_plugin(module, name, distribution=BUILTIN_DISTRIBUTION, version=version, builtin=True)
     if load_entrypoints:
         pm.load_entry_points(_allowed_from_env())
     for name, plugin in extra_plugins or []:

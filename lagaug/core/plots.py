@@ -16,7 +16,7 @@ def plot_metrics(rows: list[dict], path: str | Path, metrics: tuple[str, ...] = 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lagaug.core.store import atomic_write_bytes
+    from lagaug.core.store.atomic import atomic_write_bytes
 
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
     its = [r["iteration"] for r in rows]
@@ -58,7 +58,7 @@ def save_pair_grid(path: str | Path, sources: torch.Tensor, synth: torch.Tensor,
     ``partners[j]`` (``(P, C, H, W)``, possibly empty): the other images synthetic image ``j``
     was made from (a mix's partner, an overlay's other sources); when any is given, each made
     image is drawn after its partners, and groups are set apart by a wider gap."""
-    from lagaug.core.store import save_png
+    from lagaug.core.store.atomic import save_png
 
     c, h, w = sources.shape[1:]
     pad = 2

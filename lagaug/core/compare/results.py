@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from lagaug.core.compare.config import DUPLICATE, METRIC_NAMES, METRICS, REAL, CompareConfig
-from lagaug.core.store import atomic_write_bytes, atomic_write_json, atomic_write_text
+from lagaug.core.store.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from lagaug.report.datatext import compare_split_text
 from lagaug.report.read import read_json
 

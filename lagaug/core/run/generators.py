@@ -1,9 +1,9 @@
 """Fit, load and sample generators: the Python API behind ``lagaug fit`` and ``lagaug sample``.
 
-``synthesize`` is the one place where encode -> resample -> decode -> filter runs, through the
-plugin hooks, so plugins can wrap or override any stage for every caller. Every function takes the
-plugin manager it works with (``plugins``); without one it builds a new one
-(:func:`lagaug.core.plugins.make_plugin_manager`).
+Sampling runs the stages through :func:`lagaug.core.run.pipeline.synthesize`, the one place
+every caller's images are made. Every function takes the plugin manager it works with
+(``plugins``); without one it builds a new one
+(:func:`lagaug.core.contract.plugins.make_plugin_manager`).
 """
 
 from __future__ import annotations
@@ -17,12 +17,20 @@ from typing import Any
 import torch
 
 from lagaug.core.config import coerce_option, resolve_options, split_options
-from lagaug.core.errors import CheckpointError, ConfigError, PluginError
-from lagaug.core.method import GENERATOR_JSON, FitContext, GeneratorMethod, StageContext, Synthesis, read_generator_meta
-from lagaug.core.plugins import LagaugPluginManager, plugins_or_default
+from lagaug.core.contract.method import (
+    GENERATOR_JSON,
+    FitContext,
+    GeneratorMethod,
+    StageContext,
+    Synthesis,
+    read_generator_meta,
+)
+from lagaug.core.contract.plugins import LagaugPluginManager, plugins_or_default
+from lagaug.core.errors import CheckpointError, ConfigError
 from lagaug.core.progress import Progress
+from lagaug.core.run.pipeline import synthesize
 from lagaug.core.runtime import resolve_device, stage_generator
-from lagaug.core.store import atomic_write_json
+from lagaug.core.store.atomic import atomic_write_json
 
 FIT_REPORT = "fit.json"  # beside generator.json: what the fit returned, with its wall time
 
@@ -82,7 +90,7 @@ def fit_generator(name: str, splits, *, overrides: dict[str, Any] | None = None,
                   device: str | torch.device = "cpu", progress: Progress | None = None,
                   out: str | Path | None = None, plugins: LagaugPluginManager | None = None) -> GeneratorMethod:
     """Fit generator method ``name`` on ``splits.train`` (+ ``splits.unlabeled``); save to ``out``."""
-    from lagaug.core.store import remove_stray_temporaries
+    from lagaug.core.store.atomic import remove_stray_temporaries
 
     train = splits.train
     method = make_method(name, (train.channels, *train.image_size), train.class_names, overrides, plugins=plugins)
@@ -109,8 +117,8 @@ def check_generator_out(out: str | Path) -> Path:
     be written, and new, empty, or what a stopped fit left there (its ``work/`` checkpoints, its
     weights without ``generator.json``, temporary files) — never a saved generator or someone
     else's files."""
-    from lagaug.core.method import GENERATOR_WEIGHTS
-    from lagaug.core.store import check_output_dir, is_temporary
+    from lagaug.core.store.atomic import check_output_dir, is_temporary
+    from lagaug.core.store.generator import GENERATOR_WEIGHTS
 
     path = check_output_dir(out)
     if (path / GENERATOR_JSON).exists():
@@ -134,69 +142,6 @@ def load_generator(directory: str | Path, *, expect_method: str | None = None,
         )
     cls = plugins_or_default(plugins).get_method(meta["method"])
     return cls.load(directory)
-
-
-REJECTED = "rejected by a lagaug_filter_synthesized plugin"
-
-
-def verdict_reasons(verdict, n: int) -> list[str | None]:
-    """One filter's verdict as a reason per image (``None`` keeps it): a bool mask (``False``
-    drops, for no stated reason) or a sequence of ``str | None`` (a string drops, and says why)."""
-    if isinstance(verdict, (list, tuple)) and all(v is None or isinstance(v, str) for v in verdict):
-        reasons = [v or None for v in verdict]
-    else:
-        keep = torch.as_tensor(verdict, dtype=torch.bool).reshape(-1)
-        reasons = [None if bool(k) else REJECTED for k in keep]
-    if len(reasons) != n:
-        raise ValueError(f"a lagaug_filter_synthesized verdict has {len(reasons)} entries for {n} images")
-    return reasons
-
-
-def synthesize(plugins: LagaugPluginManager, method: GeneratorMethod, images: torch.Tensor,
-               soft: torch.Tensor, ctx: StageContext, *, keep_dropped: bool = False) -> Synthesis:
-    """find region -> encode -> resample -> decode -> filter, each through its plugin hook.
-
-    Without ``ctx.pool`` the batch is its own pool (sources are batch rows). Images a filter
-    rejects are removed, or, with ``keep_dropped``, kept with ``synthesis.dropped`` and
-    ``synthesis.reasons`` set (every filter's reason, joined with ``"; "``) so the caller can record
-    them; ``synthesis.kept`` is then what joins a training set. ``ctx.timings`` gets the seconds
-    each stage took (``find_region``, ``encode``, ``resample``, ``decode`` — with label fidelity —
-    and ``filter``: the quality gate and other filters).
-    """
-    if ctx.pool is None and ctx.batch_index is None:
-        ctx.batch_index = torch.arange(len(images))
-    def call(hook: str, **kwargs):
-        start = time.perf_counter()
-        out = plugins.call_stage(hook, method=method, context=ctx, **kwargs)
-        stage = hook.removeprefix("lagaug_")
-        ctx.timings[stage] = round(ctx.timings.get(stage, 0.0) + time.perf_counter() - start, 4)
-        return out
-
-    ctx.regions = call("lagaug_find_region", images=images, soft=soft)
-    latents = call("lagaug_encode", images=images, soft=soft)
-    latents = call("lagaug_resample", latents=latents)
-    synthesis = call("lagaug_decode", latents=latents)
-    start = time.perf_counter()
-    n = len(synthesis)
-    bad = int((~torch.isfinite(synthesis.images.float().flatten(1))).any(1).sum()) if n else 0
-    if bad:  # never written, never trained on
-        raise PluginError(f"method {method.name!r} decoded {bad} of {n} image(s) with pixels that are not finite "
-                          "numbers (NaN or infinity); nothing was written — check its --set options "
-                          "(a value too large?)")
-    reasons: list[list[str]] = [[] for _ in range(n)]
-    judged = False  # whether any filter gave a verdict: only then are verdicts recorded
-    for verdict in plugins.hook.lagaug_filter_synthesized(method=method, synthesis=synthesis, context=ctx):
-        if verdict is not None:
-            judged = True
-            for j, why in enumerate(verdict_reasons(verdict, n)):
-                if why is not None and why not in reasons[j]:
-                    reasons[j].append(why)
-    if judged:
-        synthesis.dropped = torch.tensor([bool(r) for r in reasons], dtype=torch.bool)
-        synthesis.reasons = ["; ".join(r) if r else None for r in reasons]
-        synthesis.filters = list(getattr(plugins, "last_answers", {}).get("lagaug_filter_synthesized", []))
-    ctx.timings["filter"] = round(ctx.timings.get("filter", 0.0) + time.perf_counter() - start, 4)
-    return synthesis if keep_dropped else synthesis.kept
 
 
 def sample_images(generator: GeneratorMethod, images: torch.Tensor, labels: torch.Tensor | None = None,

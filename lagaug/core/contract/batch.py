@@ -2,7 +2,7 @@
 :class:`Synthesis` (what decode returns: images, soft labels, provenance, metrics, regions),
 :class:`Regions` (where the class evidence lies in each source image), and the contexts a method
 is handed: :class:`StageContext` (every stage) and :class:`FitContext` (``fit``). The method
-contract itself is :mod:`lagaug.core.method`, which re-exports these.
+contract itself is :mod:`lagaug.core.contract.method`, which re-exports these.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class Synthesis:
     :class:`Latents`; the first column is the primary source). ``metrics`` holds optional
     per-image measurements (tensors of shape ``(N,)``) that the run records, e.g. how much
     structure was kept. ``dropped`` ``(N,)`` bool and ``reasons`` (``str`` or ``None`` per image)
-    are set by :func:`lagaug.core.generators.synthesize` when it keeps the images the
+    are set by :func:`lagaug.core.run.pipeline.synthesize` when it keeps the images the
     ``lagaug_filter_synthesized`` hooks rejected (``keep_dropped=True``), so they can be recorded;
     ``filters`` then names the plugins whose filter gave a verdict."""
 
@@ -195,7 +195,7 @@ class StageContext:
     a classifier that did not see them (in the loop: the current iteration's ensemble, its
     members' mean), or is ``None``; the core's ``quality`` plugin scores every synthetic image's
     label fidelity with it. ``gate`` holds the quality gate's settings
-    (:class:`lagaug.core.quality.GateConfig`) when the user switched it on, else ``None``.
+    (:class:`lagaug.core.defaults.quality.GateConfig`) when the user switched it on, else ``None``.
 
     Regions (:mod:`lagaug.core.regions`): ``region_source`` says how the ``lagaug_find_region``
     stage finds where each image's class evidence lies (``auto``, ``mask``, ``anomaly``,
@@ -222,7 +222,7 @@ class StageContext:
     batch_index: torch.Tensor | None = None
     probs: torch.Tensor | None = None
     classify: Any = None  # Callable[[Tensor], Tensor] | None
-    gate: Any = None  # lagaug.core.quality.GateConfig | None
+    gate: Any = None  # lagaug.core.defaults.quality.GateConfig | None
     region_source: str = "auto"
     normal_classes: list[int] | None = None
     anomaly: Any = None  # lagaug.core.regions.anomaly.AnomalyModel | None

@@ -11,7 +11,7 @@ delegate to the methods below:
 * :meth:`GeneratorMethod.decode` turns latents into a :class:`Synthesis`.
 
 What flows between the stages (:class:`Latents`, :class:`Synthesis`, :class:`Regions`,
-:class:`StageContext`, :class:`FitContext`) lives in :mod:`lagaug.core.batch` and is re-exported
+:class:`StageContext`, :class:`FitContext`) lives in :mod:`lagaug.core.contract.batch` and is re-exported
 here. A fitted generator saves as a directory: ``generator.json`` (method name, method version, config,
 image shape, class names) and ``weights.safetensors``. Never pickle.
 """
@@ -25,12 +25,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from lagaug.core.batch import FitContext, Latents, Regions, StageContext, Synthesis, as_sources  # noqa: F401
 from lagaug.core.config import config_from_dict, config_to_dict
+from lagaug.core.contract.batch import FitContext, Latents, Regions, StageContext, Synthesis, as_sources  # noqa: F401
 from lagaug.core.errors import CheckpointError, ConfigError, DataError
-
-GENERATOR_JSON = "generator.json"
-GENERATOR_WEIGHTS = "weights.safetensors"
+from lagaug.core.store.generator import GENERATOR_JSON, GENERATOR_WEIGHTS, read_generator_meta  # noqa: F401
 
 
 class GeneratorMethod:
@@ -57,6 +55,9 @@ class GeneratorMethod:
         self.image_shape = tuple(int(v) for v in image_shape)
         self.class_names = list(class_names)
         self.check_image_shape(self.image_shape)
+        #: JSON-serialisable facts of the fit (a chosen checkpoint, the precision used), saved with
+        #: the weights by the default :meth:`extra_state` and restored by :meth:`load_extra_state`
+        self.state: dict[str, Any] = {}
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -163,11 +164,18 @@ class GeneratorMethod:
         return {}
 
     def extra_state(self) -> dict[str, Any]:
-        """JSON-serialisable state besides the weights (e.g. a chosen checkpoint). Override."""
-        return {}
+        """JSON-serialisable state besides the weights, saved in ``generator.json``: by default
+        :attr:`state`. Override to save something else."""
+        return dict(self.state)
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`extra_state` returned."""
+        """Restore what :meth:`extra_state` returned (by default into :attr:`state`)."""
+        self.state = dict(state or {})
+
+    def to_device(self, device: str | torch.device) -> None:
+        """Every network of :meth:`modules` on ``device``, in eval mode: ready to sample."""
+        for module in self.modules().values():
+            module.to(device).eval()
 
     @classmethod
     def upgrade_config(cls, config: dict[str, Any], saved_version: int) -> dict[str, Any]:
@@ -202,7 +210,7 @@ class GeneratorMethod:
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``generator.json`` + ``weights.safetensors`` atomically into ``directory``."""
         from lagaug import __version__
-        from lagaug.core.store import atomic_save_safetensors, atomic_write_text
+        from lagaug.core.store.atomic import atomic_save_safetensors, atomic_write_text
 
         directory = Path(directory)
         atomic_save_safetensors(directory / GENERATOR_WEIGHTS, self.state_tensors())
@@ -253,62 +261,3 @@ class GeneratorMethod:
         method.load_state_tensors(tensors, source=str(weights))
         method.load_extra_state(meta.get("extra", {}))
         return method
-
-
-def read_generator_meta(directory: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate ``generator.json`` of a saved generator directory.
-
-    Every problem is a one-line :class:`CheckpointError` that names the file; a generator saved by
-    a newer lagaug is reported with a warning (it may still load)."""
-    import warnings
-
-    path = Path(directory) / GENERATOR_JSON
-    if not path.is_file():
-        raise CheckpointError(f"{directory}: not a saved generator (no {GENERATOR_JSON}); use `lagaug fit` to make one")
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable ({exc}); save the generator again") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: expected a JSON object, got {type(meta).__name__}")
-    for key in ("method", "config", "image_shape", "class_names"):
-        if key not in meta:
-            raise CheckpointError(f"{path}: missing key {key!r}")
-    version = meta.get("method_version", 1)
-    checks = (
-        ("method", isinstance(meta["method"], str) and meta["method"], "a method name"),
-        ("method_version", isinstance(version, int) and not isinstance(version, bool) and version >= 1,
-         "a positive whole number"),
-        ("config", isinstance(meta["config"], dict), "an object of config keys"),
-        ("image_shape", isinstance(meta["image_shape"], list) and len(meta["image_shape"]) == 3
-         and all(isinstance(v, int) and v > 0 for v in meta["image_shape"]), "[channels, height, width]"),
-        ("class_names", isinstance(meta["class_names"], list) and meta["class_names"]
-         and all(isinstance(v, str) for v in meta["class_names"]), "a list of class names"),
-        ("extra", isinstance(meta.get("extra", {}), dict), "an object"),
-    )
-    for key, ok, expected in checks:
-        if not ok:
-            value = meta.get(key, version if key == "method_version" else None)
-            raise CheckpointError(f"{path}: {key} must be {expected}, got {value!r}")
-    meta["method_version"] = version
-    saved_by = str(meta.get("lagaug_version", ""))
-    if saved_by and _newer(saved_by):
-        from lagaug import __version__
-
-        warnings.warn(f"{path}: saved by lagaug {saved_by}, newer than this lagaug {__version__}; "
-                      "upgrade lagaug if it does not load as expected", stacklevel=2)
-    return meta
-
-
-def _newer(version: str) -> bool:
-    """Whether lagaug ``version`` is newer than this one (numeric parts compared)."""
-    from lagaug import __version__
-
-    def parts(v: str) -> tuple[int, ...]:
-        out = []
-        for p in v.split("."):
-            digits = "".join(ch for ch in p if ch.isdigit())
-            out.append(int(digits) if digits else 0)
-        return tuple(out)
-
-    return parts(version) > parts(__version__)

@@ -1,6 +1,6 @@
 """Label fidelity of synthetic images, and the quality gate (the paper's future work).
 
-Registered by :func:`lagaug.core.plugins.make_plugin_manager` as the built-in plugin ``quality``.
+Registered by :func:`lagaug.core.contract.plugins.make_plugin_manager` as the built-in plugin ``quality``.
 
 * **Label fidelity** (always, when the stage context has a classifier): a ``lagaug_decode`` hook
   wrapper scores every decoded image under ``context.classify`` — a classifier that did not see

@@ -23,9 +23,9 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from lagaug.core.contract.method import Synthesis
 from lagaug.core.data.dataset import ImageSet
-from lagaug.core.method import Synthesis
-from lagaug.core.store import atomic_write_lines, save_png, strict_json
+from lagaug.core.store.atomic import atomic_write_lines, save_png, strict_json
 
 MASK_SUFFIX = "_mask.png"  # beside a synthetic image: where its kept region (its defect) lies
 

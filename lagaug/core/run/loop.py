@@ -9,11 +9,11 @@ The members of every iteration's ensemble use the same seeds, so each iteration'
 the baseline is paired member by member (``auc_delta`` with its interval).
 
 Every synthetic image is scored by the ensemble of the iteration that chose its source (label
-fidelity, :mod:`lagaug.core.quality`); with ``quality_gate`` the images whose intended class does
+fidelity, :mod:`lagaug.core.defaults.quality`); with ``quality_gate`` the images whose intended class does
 not win, or that nearly copy their source, are dropped: written and recorded (``dropped``,
 ``reason``) but not trained on. ``synthetic/itNNN/quality.json`` sums each batch up.
 
-Everything is recorded in the run directory (:mod:`lagaug.core.rundir`); a killed run resumes with
+Everything is recorded in the run directory (:mod:`lagaug.core.store.rundir`); a killed run resumes with
 ``resume=True`` and redoes nothing that finished.
 """
 
@@ -28,26 +28,31 @@ from typing import Any
 
 import torch
 
-from lagaug.core.cache import reuse_or_make
 from lagaug.core.classifier import (
-    EnsembleConfig, chance_warning, check_classifier_name, resolve_ensemble_config, train_ensemble,
+    EnsembleConfig,
+    chance_warning,
+    check_classifier_name,
+    resolve_ensemble_config,
+    train_ensemble,
 )
 from lagaug.core.config import check_at_least
+from lagaug.core.contract.method import GENERATOR_JSON, GeneratorMethod, StageContext, Synthesis, read_generator_meta
+from lagaug.core.contract.plugins import LagaugPluginManager, plugins_or_default, record_plugins, warn_competing
 from lagaug.core.data.dataset import DataSplits, ImageSet
+from lagaug.core.defaults.hardness import check_hard_k
+from lagaug.core.defaults.quality import GateConfig, ensemble_classifier
 from lagaug.core.errors import CheckpointError, ConfigError, PluginWarning
-from lagaug.core.executor import Executor, check_executor_options, job_resources, make_executor
-from lagaug.core.generators import checked_options, fit_generator, load_generator, method_config, synthesize
-from lagaug.core.hardness import check_hard_k
-from lagaug.core.method import GENERATOR_JSON, GeneratorMethod, StageContext, Synthesis, read_generator_meta
-from lagaug.core.plugins import LagaugPluginManager, plugins_or_default, record_plugins, warn_competing
+from lagaug.core.executor import Executor, check_executor_options
 from lagaug.core.progress import Progress
-from lagaug.core.quality import GateConfig, ensemble_classifier
 from lagaug.core.regions.masks import check_masks, resolve_normal_classes
-from lagaug.core.rundir import RunDir
-from lagaug.core.runjob import RunJob
+from lagaug.core.run.generators import checked_options, fit_generator, load_generator, method_config
+from lagaug.core.run.job import RunJob
+from lagaug.core.run.pipeline import synthesize
 from lagaug.core.runtime import derive_seed, resolve_device, stage_generator
 from lagaug.core.stats import paired_difference
-from lagaug.core.synthstore import read_synthetic, write_sources, write_synthetic
+from lagaug.core.store.cache import reuse_or_make
+from lagaug.core.store.rundir import RunDir
+from lagaug.core.store.synthetic import read_synthetic, write_sources, write_synthetic
 
 
 def read_json_or_none(path: Path) -> dict | None:
@@ -191,9 +196,8 @@ class Loop(RunJob):
 
         Nothing is written before every check has passed: a failed start leaves nothing behind.
         """
-        from lagaug.core.data.identity import generator_fingerprint, pool_fingerprint, splits_fingerprint
         from lagaug.core.data.sources import load_data
-        from lagaug.core.store import check_output_dir
+        from lagaug.core.store.atomic import check_output_dir
 
         cfg = self.cfg
         check_output_dir(cfg.out)
@@ -222,13 +226,7 @@ class Loop(RunJob):
             method_cls.check_train(method_cfg, train)
         warn_competing(self.pm)
         self.pm.answered.clear()  # RUN/plugins.json: what answered in this run
-        identity = {"data": splits_fingerprint(self.splits), "unlabeled": pool_fingerprint(self.splits.unlabeled),
-                    "generator": generator_fingerprint(cfg.generator)}
-        self.identity = identity
-        self.executor = make_executor(cfg.executor, cfg.ray_address,  # an unreachable cluster: before any write
-                                      job_resources(cfg.threads, self.device.type, cfg.ray_gpus))
-        self.run.start(dataclasses.asdict(cfg), self.resume, identity)
-        self.run.write_data_summary(self.splits.summary())
+        self.open_run()
         self.progress.log(self.splits.counts_line())
 
     def check_hard_k(self, train: ImageSet) -> None:
@@ -243,8 +241,8 @@ class Loop(RunJob):
     def generator(self) -> GeneratorMethod:
         """The run's generator: ``--generator``, the run's own (resume), the cache's copy of the same
         fit (same method, configuration, data, pool and seed), or a new fit (kept in the cache)."""
-        from lagaug.core.cache import cache_key, reuse_or_make
         from lagaug.core.config import config_to_dict
+        from lagaug.core.store.cache import cache_key, reuse_or_make
 
         cfg, folder = self.cfg, self.run.generator_dir
         if self.loaded is not None:
@@ -306,7 +304,7 @@ class Loop(RunJob):
 
     def baseline_key(self) -> str:
         """What iteration 0's members depend on: data, split, classifier settings, seed, device."""
-        from lagaug.core.cache import cache_key
+        from lagaug.core.store.cache import cache_key
 
         return cache_key({"kind": "baseline", "data": self.identity["data"], "ensemble": dataclasses.asdict(self.ens_cfg),
                           "seed": self.cfg.seed, "device": self.device.type,
@@ -314,14 +312,14 @@ class Loop(RunJob):
 
     @staticmethod
     def copy_members(src: Path, dst: Path) -> None:
-        from lagaug.core.cache import _link_or_copy
+        from lagaug.core.store.cache import _link_or_copy
 
         for path in sorted(src.glob("member_*.safetensors")):
             _link_or_copy(path, dst / path.name)
 
     def evaluate(self, it: int, train: ImageSet, added: int, method: GeneratorMethod) -> dict:
         """Train and evaluate the ensemble of iteration ``it`` and score the training set."""
-        from lagaug.core.quality import QUALITY_FILE
+        from lagaug.core.defaults.quality import QUALITY_FILE
 
         ensemble = self.ensemble(it, train)
         start = time.perf_counter()
@@ -442,8 +440,8 @@ class Loop(RunJob):
         """``synthetic/itNNN/quality.json``: the batch's label fidelity and the gate's verdicts,
         class by class beside the same class's validation images and the images they were made
         from (``probs``: the ensemble's view of every training row), under the same ensemble."""
-        from lagaug.core.quality import QUALITY_FILE, source_reference, summarize, validation_reference
-        from lagaug.core.store import atomic_write_json
+        from lagaug.core.defaults.quality import QUALITY_FILE, source_reference, summarize, validation_reference
+        from lagaug.core.store.atomic import atomic_write_json
 
         names = self.splits.train.class_names
         summary = {"classifier": f"iteration {it} ensemble", **summarize(synth, names, self.classes)}
@@ -456,7 +454,7 @@ class Loop(RunJob):
 
     def write_grid(self, nxt: int, train: ImageSet, chosen: torch.Tensor, synth: Synthesis,
                    scores: torch.Tensor) -> None:
-        from lagaug.core.report import partner_images, save_pair_grid
+        from lagaug.core.plots import partner_images, save_pair_grid
 
         position = {int(r): i for i, r in enumerate(chosen)}
         index = torch.tensor([position.get(int(r), -1) for r in synth.primary], dtype=torch.long)
@@ -498,7 +496,7 @@ class Loop(RunJob):
                     method = self.generator()  # fitted before the baseline: scoring may ask the method
                 self.evaluate(it, train, added, method)
         rows = self.run.write_metrics_tables()
-        from lagaug.core.report import plot_metrics
+        from lagaug.core.plots import plot_metrics
 
         plot_metrics(rows, self.run.root / "metrics.png")
         return AugmentResult(self.run.root, rows, method, self.splits.summary())
@@ -507,5 +505,5 @@ class Loop(RunJob):
 def run_augment(config: AugmentConfig, progress: Progress | None = None, resume: bool = False,
                 plugins: LagaugPluginManager | None = None) -> AugmentResult:
     """Run the hard-sample loop as configured; see :class:`Loop`. ``plugins``: the plugin manager
-    to use (default: a new one, :func:`lagaug.core.plugins.make_plugin_manager`)."""
+    to use (default: a new one, :func:`lagaug.core.contract.plugins.make_plugin_manager`)."""
     return Loop(config, progress, resume, plugins).execute()

@@ -1,6 +1,6 @@
 """The core's default scorer and selector (the Høj & Møgelmoose hard-sample criterion).
 
-Registered by :func:`lagaug.core.plugins.make_plugin_manager` as the built-in plugin ``hardness``,
+Registered by :func:`lagaug.core.contract.plugins.make_plugin_manager` as the built-in plugin ``hardness``,
 whatever entry points exist; ``trylast``, so any plugin may override either stage.
 
 Score: each training image's mean softmax confidence in its true label over the ensemble members

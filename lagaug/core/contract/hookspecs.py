@@ -9,7 +9,7 @@ stage hooks (``lagaug_find_region``, ``lagaug_encode``, ``lagaug_resample``, ``l
 to the chosen method (or the default scorer / selector), so another plugin may return a result to
 override a stage, or wrap it with ``@hookimpl(wrapper=True)``.
 
-This module imports no torch: type names in the docstrings refer to :mod:`lagaug.core.method` and
+This module imports no torch: type names in the docstrings refer to :mod:`lagaug.core.contract.method` and
 :mod:`lagaug.core.data`.
 """
 

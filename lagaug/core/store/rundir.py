@@ -31,10 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from lagaug.core.errors import ConfigError
-from lagaug.core.store import (
-    atomic_write_json, atomic_write_lines, atomic_write_text, is_temporary, remove_stray_temporaries, strict_json,
+from lagaug.core.store.atomic import (
+    atomic_write_json,
+    atomic_write_lines,
+    atomic_write_text,
+    is_temporary,
+    remove_stray_temporaries,
+    strict_json,
 )
-from lagaug.core.synthstore import read_manifest
+from lagaug.core.store.synthetic import read_manifest
 
 METRIC_COLUMNS = [
     "iteration", "train_size", "synthetic_total", "added",
