@@ -157,11 +157,9 @@ def threads_option(func):
 def executor_options(func):
     """Where ``augment``'s members and ``compare``'s cells train (shared by both commands)."""
     options = [
-        click.option("--executor", default="local", show_default=True,
-                     type=click.Choice(["local", "processes", "ray"]),
-                     help="local: in this process; processes: each ensemble member (augment) or cell (compare) "
-                          "in one of --threads worker processes of one thread each; ray: each one is a Ray task "
-                          '(needs pip install "lagaug[ray]"). Same seed and thread count, same results.'),
+        click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+                     help="local: in this process; ray: each ensemble member (augment) or cell (compare) is one "
+                          'Ray task (needs pip install "lagaug[ray]"). Same seed, same results either way.'),
         click.option("--ray-address", default=None, metavar="ADDR",
                      help="With --executor ray: auto, HOST:PORT or ray://HOST:PORT joins a running cluster "
                           "[none: start Ray on this machine]."),

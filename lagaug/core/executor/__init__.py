@@ -13,13 +13,8 @@ jobs, or a mix of them.
   Ray cluster as one task with its resources declared (:class:`Resources`); large arguments go
   to the object store once (:meth:`Executor.put`). Ray is imported only when it is chosen.
 
-* :class:`~lagaug.core.executor.processes.ProcessExecutor` (``--executor processes``) runs the
-  jobs in worker processes on this machine, one thread each, as many as the run's ``--threads``:
-  on a CPU, small networks side by side finish sooner than one after the other with every thread.
-
-The interface, the local executor and the resources live in :mod:`.base`, the worker processes
-in :mod:`.processes`, Ray's in :mod:`.ray_backend` (imported only when chosen); this package
-names them all.
+The interface, the local executor and the resources live in :mod:`.base`, Ray's in
+:mod:`.ray_backend` (imported only when chosen); this package names them all.
 
 Jobs are pure functions of their arguments (every seed is an argument), so a job returns the same
 result wherever it runs; on CPU with the same thread count, bit for bit.
@@ -42,18 +37,13 @@ from lagaug.core.executor.base import (  # noqa: F401
 
 
 def make_executor(kind: str, address: str | None = None, resources: Resources | None = None,
-                  connect_timeout: float | None = None, workers: int = 2) -> Executor:
-    """The executor ``kind``: ``local``; ``processes`` (``workers`` worker processes on this
-    machine); ``ray``, which starts a local Ray instance when ``address`` is ``None`` and joins a
-    running cluster otherwise (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``; a process that has
-    already called ``ray.init()`` keeps its connection)."""
+                  connect_timeout: float | None = None) -> Executor:
+    """The executor ``kind`` (``local`` or ``ray``); ``ray`` starts a local Ray instance when
+    ``address`` is ``None`` and joins a running cluster otherwise (``auto``, ``HOST:PORT``,
+    ``ray://HOST:PORT``). A process that has already called ``ray.init()`` keeps its connection."""
     check_executor_options(kind, address if kind == "ray" else None, None)
     if kind == "local":
         return LocalExecutor(resources)
-    if kind == "processes":
-        from lagaug.core.executor.processes import ProcessExecutor
-
-        return ProcessExecutor(resources, workers)
     from lagaug.core.executor.ray_backend import RayExecutor
 
     return RayExecutor(address, resources=resources, connect_timeout=connect_timeout)

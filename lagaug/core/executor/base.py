@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from lagaug.core.errors import ConfigError
 
-EXECUTORS = ("local", "processes", "ray")
+EXECUTORS = ("local", "ray")
 INSTALL_HINT = 'pip install "lagaug[ray]"'
 
 OnDone = Callable[[Any, dict], None]
@@ -50,8 +50,8 @@ def this_node() -> dict:
 
 
 def run_job(fn: Callable, threads: int | None, *args: Any) -> tuple[Any, dict]:
-    """The body of every job that runs outside the driver: set torch's thread count, run the job,
-    say where it ran."""
+    """The body of every job that runs outside the driver (a Ray task): set torch's thread count,
+    run the job, say where it ran."""
     if threads:
         from lagaug.core.threads import apply_threads
 

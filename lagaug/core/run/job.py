@@ -41,14 +41,8 @@ class RunJob:
         cfg = self.cfg
         self.identity = {"data": splits_fingerprint(self.splits), "unlabeled": pool_fingerprint(self.splits.unlabeled),
                          "generator": generator_fingerprint(cfg.generator)}
-        if cfg.executor == "processes":  # the run's threads become workers of one thread each
-            import torch
-
-            self.executor = make_executor("processes", resources=job_resources(1, self.device.type, None),
-                                          workers=cfg.threads or torch.get_num_threads())
-        else:
-            self.executor = make_executor(cfg.executor, cfg.ray_address,
-                                          job_resources(cfg.threads, self.device.type, cfg.ray_gpus))
+        self.executor = make_executor(cfg.executor, cfg.ray_address,
+                                      job_resources(cfg.threads, self.device.type, cfg.ray_gpus))
         self.run.start(dataclasses.asdict(cfg), self.resume, self.identity, may_grow=may_grow)
         self.run.write_data_summary(self.splits.summary())
 
