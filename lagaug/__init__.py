@@ -32,7 +32,7 @@ _LAZY = {
     "PluginError": "lagaug.core.errors",
     "WriteError": "lagaug.core.errors",
     "make_plugin_manager": "lagaug.core.contract.plugins",
-    "AugmentConfig": "lagaug.core.run.loop",
+    "AugmentConfig": "lagaug.core.run.config",
     "run_augment": "lagaug.core.run.loop",
     "fit_generator": "lagaug.core.run.generators",
     "load_generator": "lagaug.core.run.generators",
