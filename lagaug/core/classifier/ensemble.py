@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from lagaug.core.classifier.config import EnsembleConfig
 from lagaug.core.classifier.models import build_classifier, check_classifier_input
-from lagaug.core.classifier.training import train_member
+from lagaug.core.classifier.training import LAYOUT, train_member
 from lagaug.core.data.dataset import ImageSet
 from lagaug.core.executor import Executor, node_label
 from lagaug.core.metrics import classification_metrics, summarise
@@ -48,7 +48,7 @@ class Ensemble:
         for model in self.members:
             model.eval()
             parts = [
-                F.softmax(model(images[i : i + batch_size].to(self.device)).float(), dim=1).cpu()
+                F.softmax(model(images[i : i + batch_size].to(self.device, memory_format=LAYOUT)).float(), dim=1).cpu()
                 for i in range(0, len(images), batch_size)
             ]
             out.append(torch.cat(parts))
@@ -69,7 +69,7 @@ def member_seeds(generator: torch.Generator, n: int) -> list[int]:
 
 def member_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A member's weights on the CPU (what a job returns and a checkpoint holds)."""
-    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
 def save_member(path: Path, state: dict[str, torch.Tensor], record: dict) -> None:
@@ -95,7 +95,7 @@ def member_model(state: dict[str, torch.Tensor], cfg: EnsembleConfig, train: Ima
     with torch.random.fork_rng(devices=[]):
         model = build_classifier(cfg.classifier, train.num_classes, train.channels)
     model.load_state_dict(state)
-    return model.to(device).eval()
+    return model.to(device, memory_format=LAYOUT).eval()
 
 
 def member_job(train: ImageSet, val: ImageSet | None, cfg: EnsembleConfig, seed: int, device: str,
