@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lagaug.plugins.vqvae2.layers import Dropout, WNParams, init_weights_, seeded
+from lagaug.plugins.vqvae2.layers import ELU, Dropout, WNParams, elu, init_weights_, seeded
 
 
 def embed_conv(codes: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pad: tuple[int, int, int, int],
@@ -115,10 +115,10 @@ class GatedResBlock(nn.Module):
             self.condition = WNConv2d(condition_dim, cin * 2, 1, bias=False)
 
     def forward(self, x, aux=None, condition=None):
-        out = self.conv1(F.elu(x))
+        out = self.conv1(elu(x))
         if aux is not None:
-            out = out + self.aux_conv(F.elu(aux))
-        out = self.conv2(self.dropout(F.elu(out)))
+            out = out + self.aux_conv(elu(aux))
+        out = self.conv2(self.dropout(elu(out)))
         if condition is not None:
             out = out + self.condition(condition)
         return F.glu(out, 1) + x
@@ -253,7 +253,7 @@ class PixelSNAIL(nn.Module):
                                           n_cond_res_block)
         self.out = nn.Sequential(
             *[GatedResBlock(channel, res_channel, 1) for _ in range(n_out_res_block)],
-            nn.ELU(), WNConv2d(channel, n_class, 1),
+            ELU(), WNConv2d(channel, n_class, 1),
         )
         init_weights_(self, seeded(generator))
 
