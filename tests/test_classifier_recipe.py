@@ -258,3 +258,25 @@ def test_threads_default_to_the_usable_cores_and_are_applied(monkeypatch):
         torch.set_num_threads(before)
     with pytest.raises(ConfigError, match="--threads must be a whole number of at least 1, got 0"):
         apply_threads(0)
+
+
+def test_adamw_runs_on_the_fused_kernel_with_the_plain_loops_update():
+    from lagaug.core.classifier.training import make_optimizer
+    from lagaug.core.runtime import adam
+
+    torch.manual_seed(0)
+    fused_model, plain_model = torch.nn.Linear(6, 3), torch.nn.Linear(6, 3)
+    plain_model.load_state_dict(fused_model.state_dict())
+    cfg = test_ensemble_config(members=1, epochs=1)
+    fused = make_optimizer(fused_model, cfg)
+    plain = torch.optim.AdamW(plain_model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    assert fused.defaults["fused"] is True and isinstance(fused, torch.optim.AdamW)
+    assert adam(torch.nn.Linear(2, 2).parameters(), lr=1e-3).defaults["fused"] is True
+    x = torch.randn(16, 6)
+    for model, opt in ((fused_model, fused), (plain_model, plain)):
+        for _ in range(3):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+    assert torch.allclose(fused_model.weight, plain_model.weight, atol=1e-6)
+    assert not torch.equal(fused_model.weight, torch.nn.Linear(6, 3).weight)

@@ -68,10 +68,10 @@ class EnsembleConfig:
     classifier: str = "test_resnet"
     members: int = 5
     epochs: int = 30
-    batch_size: int = 32
+    batch_size: int = 64
     min_epoch_size: int = 256
     optimizer: str = "adamw"
-    lr: float = 2e-3
+    lr: float = 4e-3
     momentum: float = 0.9
     weight_decay: float = 0.05
     warmup_epochs: int = 3

@@ -33,8 +33,9 @@ from lagaug.core.classifier.models import build_classifier
 from lagaug.core.data.dataset import ImageSet
 from lagaug.core.errors import ConfigError
 from lagaug.core.metrics import classification_metrics
+from lagaug.core.runtime import adam
 
-RECAL_MAX_IMAGES = 2048  # BatchNorm statistics are re-estimated on at most this many training images
+RECAL_MAX_IMAGES = 128  # BatchNorm statistics are re-estimated on at most this many training images
 EVAL_BATCH = 256
 LAYOUT = torch.channels_last  # images and weights while a member trains and is scored
 
@@ -93,10 +94,11 @@ def epoch_order(labels: torch.Tensor, n: int, balanced: bool | str, generator: t
 
 
 def make_optimizer(model: nn.Module, cfg: EnsembleConfig) -> torch.optim.Optimizer:
+    """The member's optimiser (AdamW on torch's fused kernel where there is one: :func:`~lagaug.core.runtime.adam`)."""
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return adam(model.parameters(), decoupled=True, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ConfigError(f"ensemble optimizer {cfg.optimizer!r} is unknown; choose adamw or sgd")
 
 

@@ -108,7 +108,7 @@ class VQVAE2Config:
     transplant: Literal["none", "pool", "train"] = "none"  # put the kept codes onto a defect-free background
     seam: int = 2  # bottom-map cells around a transplanted region that the prior redraws (the seam)
     metric_sigma: float = 1.5  # Gaussian blur (pixels) that splits structure from detail
-    sample_batch_size: int = 64
+    sample_batch_size: int = 64  # images the prior samples at once (encode and decode take EVAL_BATCH)
     grid_images: int = 8  # held-out images in the fit's reconstruction grid (0: none)
 
     def __post_init__(self) -> None:

@@ -20,14 +20,14 @@ from typing import Any
 import torch
 
 from lagaug.core.contract.method import StageContext
-from lagaug.plugins.vqvae2.training import to_model_range
+from lagaug.plugins.vqvae2.training import EVAL_BATCH, to_model_range
 from lagaug.plugins.vqvae2.vqvae import VQVAE2, perplexity
 
 GRID_FILE = "reconstructions.png"
 
 
 @torch.no_grad()
-def reconstruct(model: VQVAE2, images: torch.Tensor, device, batch_size: int = 32) -> torch.Tensor:
+def reconstruct(model: VQVAE2, images: torch.Tensor, device, batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """encode -> quantize -> decode of ``[0, 1]`` images, back in ``[0, 1]`` (CPU)."""
     model.eval()
     outs = []
@@ -84,7 +84,7 @@ def diagnose(method, images, top, bottom, ctx, dev) -> dict[str, Any]:
     val = getattr(ctx, "val", None)
     held, where = (val.float_images(), f"{len(val)} validation images") if val is not None and len(val) \
         else (images, f"{len(images)} training images (no validation set given)")
-    recon = reconstruct(method.vqvae, held, dev, method.config.sample_batch_size)
+    recon = reconstruct(method.vqvae, held, dev)
     out: dict[str, Any] = {
         "reconstruction": {"images": where, **recon_figures(recon, held)},
         "codebook": {"top": code_usage(top, method.config.n_embed),
@@ -92,7 +92,7 @@ def diagnose(method, images, top, bottom, ctx, dev) -> dict[str, Any]:
     }
     if held is not images:
         out["reconstruction"]["train"] = recon_figures(
-            reconstruct(method.vqvae, images, dev, method.config.sample_batch_size), images)
+            reconstruct(method.vqvae, images, dev), images)
     method.state["diagnostics"] = out
     n = min(method.config.grid_images, len(held))
     if n:

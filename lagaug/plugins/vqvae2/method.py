@@ -40,6 +40,7 @@ import torch
 from lagaug.core.contract.method import FitContext, GeneratorMethod, Latents, StageContext, Synthesis
 from lagaug.core.errors import ConfigError, DataError
 from lagaug.core.regions.masks import blend_region
+from lagaug.core.runtime import adam
 from lagaug.plugins.vqvae2 import diagnostics as diag
 from lagaug.plugins.vqvae2.config import (  # noqa: F401  (VQVAE2Config, parse_box: public here too)
     PRESETS,
@@ -57,6 +58,7 @@ from lagaug.plugins.vqvae2.metrics import structure_and_detail
 from lagaug.plugins.vqvae2.pixelsnail import PixelSNAIL
 from lagaug.plugins.vqvae2.sampler import sample
 from lagaug.plugins.vqvae2.training import (
+    EVAL_BATCH,
     batches,
     extract_codes,
     init_codebooks,
@@ -231,7 +233,7 @@ class VQVAE2Method(GeneratorMethod):
             seed = torch.cat([next(self._pool_batches(unlabeled, ctx, dev)), seed])
         init_codebooks(self.vqvae, seed, gen)
         metrics = {"recon_l1_untrained": mean_recon_error(self.vqvae, images, dev)}
-        opt = torch.optim.Adam(self.vqvae.parameters(), lr=cfg.lr)
+        opt = adam(self.vqvae.parameters(), lr=cfg.lr)
         pool_epochs = cfg.pretrain_epochs if unlabeled is not None else 0
         steps = math.ceil(len(images) / cfg.batch_size) * cfg.epochs
         if pool_epochs:
@@ -321,7 +323,7 @@ class VQVAE2Method(GeneratorMethod):
                             f"{self.image_shape}")
 
     def _codes(self, images: torch.Tensor, dev) -> tuple[torch.Tensor, torch.Tensor]:
-        bs = self.config.sample_batch_size
+        bs = EVAL_BATCH
         chunks = (to_model_range(images[s : s + bs]) for s in range(0, len(images), bs))
         return extract_codes(self.vqvae, chunks, dev)
 
@@ -374,7 +376,7 @@ class VQVAE2Method(GeneratorMethod):
         dev = torch.device(ctx.device)
         self.to_device(dev)
         outs = []
-        bs = self.config.sample_batch_size
+        bs = EVAL_BATCH
         with torch.no_grad():
             for s in range(0, top.shape[0], bs):
                 x = self.vqvae.decode_codes(top[s : s + bs].to(dev), bottom[s : s + bs].to(dev))
