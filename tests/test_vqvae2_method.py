@@ -53,6 +53,8 @@ def test_fit_learns_and_chooses_a_checkpoint(fitted):
     assert prior["held_out"] == "10 held-out training images"
     saved = sorted(p.name for p in (work / "vqvae2_checkpoints").iterdir())
     assert saved[0] == "bottom_prior_epoch_001.safetensors" and len(saved) == TINY["prior_epochs"]
+    # trained channels-last, handed back in the ordinary layout (safetensors saves only contiguous tensors)
+    assert all(p.is_contiguous() for p in method.vqvae.parameters())
 
 
 def test_resample_keeps_structure_and_changes_detail(fitted):
