@@ -12,8 +12,8 @@
 * :mod:`.regions` — where the defect is, and keeping it.
 
 Beside them, modules any of these use: :mod:`.config` (options ↔ JSON ↔ ``--set``),
-:mod:`.errors`, :mod:`.progress`, :mod:`.runtime` (seeds, devices), :mod:`.threads`,
-:mod:`.stats` and :mod:`.metrics`, :mod:`.plots` (figures and image grids of a run),
+:mod:`.errors`, :mod:`.progress`, :mod:`.runtime` (seeds, devices, the optimiser kernel, freed
+memory), :mod:`.threads`, :mod:`.stats` and :mod:`.metrics`, :mod:`.plots` (figures and image grids of a run),
 :mod:`.foreign` (other implementations' checkpoints, read safely) and :mod:`.ensemble` (an old
 import path of the classifier ensemble).
 """
