@@ -55,7 +55,8 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
 def adam(params, *, decoupled: bool = False, **options: Any) -> torch.optim.Optimizer:
     """``torch.optim.Adam`` (``decoupled``: ``AdamW``) with ``options``, on torch's fused kernel
     where the parameters' device has one (the same update in one pass per tensor; on a CPU the
-    small models here spent a tenth to a fifth of a step in the per-tensor loop), else the loop."""
+    small models here spent a twentieth (the priors) to a fifth (a classifier member) of a step in
+    the per-tensor loop), else the loop."""
     params = list(params)
     kind = torch.optim.AdamW if decoupled else torch.optim.Adam
     try:
