@@ -3,8 +3,7 @@
 Each stage of a run gets its own ``torch.Generator`` derived from the run seed and the stage's name
 (not drawn in sequence from one stream), so a resumed run is identical to an uninterrupted one.
 The device is resolved once by the caller and handed down; no model decides it.
-:func:`adam` builds Adam / AdamW on torch's fused kernel where the device has one; training steps
-run in the precision :func:`resolve_precision` picks, under :func:`autocast`;
+:func:`adam` builds Adam / AdamW on torch's fused kernel where the device has one;
 :func:`release_freed_memory` hands what torch freed back to the operating system between stages.
 """
 
@@ -51,24 +50,6 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError(f"--device {name}: MPS is not available here; use --device cpu or auto")
     return device
-
-
-def resolve_precision(precision: str, device) -> str:
-    """``bf16`` or ``fp32``: ``auto`` is bf16 where the hardware computes it natively (a CPU with
-    bf16 instructions, a CUDA GPU that supports it), else fp32."""
-    if precision != "auto":
-        return precision
-    dev = torch.device(device)
-    if dev.type == "cpu":
-        ok = torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    else:
-        ok = dev.type == "cuda" and torch.cuda.is_bf16_supported()
-    return "bf16" if ok else "fp32"
-
-
-def autocast(device, precision: str):
-    """The training steps' autocast context: bf16 mixed precision, or nothing (fp32)."""
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def adam(params, *, decoupled: bool = False, **options: Any) -> torch.optim.Optimizer:

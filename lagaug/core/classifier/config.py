@@ -25,7 +25,6 @@ BALANCE_CHOICES = ("auto", "sampler", "sqrt", "loss", "none")
 AUG_CHOICES = ("auto", "none", "light", "dihedral")
 SCHEDULES = ("cosine", "constant")
 SELECT_CHOICES = ("auc+f1", "auc", "f1", "loss")
-PRECISION_CHOICES = ("auto", "bf16", "fp32")
 IMBALANCE_RATIO = 1.5  # ``balance="auto"`` balances when the largest class has this many times the smallest's images
 
 
@@ -64,11 +63,6 @@ class EnsembleConfig:
     :ivar select_best: keep the epoch with the best validation score (else the last epoch).
     :ivar select: the validation score: ``auc+f1`` (mean of AUC and macro-F1), ``auc``, ``f1``, or
         ``loss`` (lowest cross-entropy). Ties go to the later epoch.
-    :ivar precision: the training steps' arithmetic: ``bf16`` (mixed precision: the forward pass in
-        bfloat16 under autocast, the loss, BatchNorm statistics, validation and prediction in
-        float32), ``fp32``, or ``auto`` (bf16 where the hardware computes it natively, a CPU with
-        bf16 instructions or a CUDA GPU; else fp32). On the embedded set bf16 took 15% less time
-        per member at the same test AUC (docs/benchmarks.md, "The main job's wall time").
     """
 
     classifier: str = "test_resnet"
@@ -90,21 +84,20 @@ class EnsembleConfig:
     bn_recal: bool = True
     select_best: bool = True
     select: str = "auc+f1"
-    precision: str = "auto"
 
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the default: fields as in EnsembleConfig
     "cpu": {},
     # Høj & Møgelmoose's protocol: 20 ConvNeXt-tiny, 150 epochs, SGD lr 0.001 momentum 0.9, batch 32.
-    # The paper states no schedule, augmentation, resampling or mixed precision: none here (its data was balanced).
+    # The paper states no schedule, augmentation or resampling: none here (its data was balanced).
     "paper": dict(classifier="convnext_tiny", members=20, epochs=150, optimizer="sgd", lr=1e-3,
                   momentum=0.9, weight_decay=0.0, batch_size=32, min_epoch_size=0, warmup_epochs=0,
-                  schedule="constant", aug="none", precision="fp32"),
+                  schedule="constant", aug="none"),
 }
 
 _CHOICES = {"optimizer": OPTIMIZERS, "balance": BALANCE_CHOICES, "aug": AUG_CHOICES,
-            "schedule": SCHEDULES, "select": SELECT_CHOICES, "precision": PRECISION_CHOICES}
+            "schedule": SCHEDULES, "select": SELECT_CHOICES}
 _KINDS = {"int": int, "float": float, "str": str, "bool": bool}  # field annotations are strings here
 _AT_LEAST = {"members": 1, "epochs": 1, "batch_size": 1, "min_epoch_size": 0, "warmup_epochs": 0}
 

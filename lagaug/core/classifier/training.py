@@ -14,9 +14,7 @@ then flags the result).
 
 Members train in the channels-last memory layout (:data:`LAYOUT`): on a CPU the convolutions of
 the small classifiers run about a fifth faster than in the default layout (benchmarks.md, "The
-main job's wall time"); the weights a member returns are ordinary contiguous tensors. The forward
-pass of a training step runs in bf16 under autocast where ``precision`` resolves to it (the loss,
-BatchNorm re-estimation, validation and prediction stay in float32).
+main job's wall time"); the weights a member returns are ordinary contiguous tensors.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ from lagaug.core.classifier.models import build_classifier
 from lagaug.core.data.dataset import ImageSet
 from lagaug.core.errors import ConfigError
 from lagaug.core.metrics import classification_metrics
-from lagaug.core.runtime import adam, autocast, resolve_precision
+from lagaug.core.runtime import adam
 
 RECAL_MAX_IMAGES = 128  # BatchNorm statistics are re-estimated on at most this many training images
 EVAL_BATCH = 256
@@ -202,16 +200,13 @@ class MemberPlan:
     steps_per_epoch: int
     warmup_steps: int
     total_steps: int
-    precision: str = "fp32"  # bf16 or fp32
 
     @classmethod
-    def make(cls, train: ImageSet, cfg: EnsembleConfig, orientation_invariant: bool | None,
-             device: torch.device | str = "cpu") -> "MemberPlan":
+    def make(cls, train: ImageSet, cfg: EnsembleConfig, orientation_invariant: bool | None) -> "MemberPlan":
         counts = train.class_counts()
         steps = steps_per_epoch(len(train), cfg)
         return cls(resolve_balance(cfg.balance, counts), resolve_classifier_aug(cfg.aug, orientation_invariant),
-                   counts, steps, min(cfg.warmup_epochs, cfg.epochs - 1) * steps, cfg.epochs * steps,
-                   resolve_precision(cfg.precision, device))
+                   counts, steps, min(cfg.warmup_epochs, cfg.epochs - 1) * steps, cfg.epochs * steps)
 
     @property
     def sampling(self) -> bool | str:
@@ -237,9 +232,7 @@ def _train_epoch(model, opt, train: ImageSet, images, targets, plan: MemberPlan,
             x = transform(x, gen)
         if augment is not None:
             x = augment(x, gen)
-        with autocast(device, plan.precision):
-            logits = model(x.to(device, memory_format=LAYOUT))
-        per_image = F.cross_entropy(logits.float(), targets[idx].to(device), reduction="none")
+        per_image = F.cross_entropy(model(x.to(device, memory_format=LAYOUT)), targets[idx].to(device), reduction="none")
         if weights is None:
             loss = per_image.mean()
         else:
@@ -262,7 +255,7 @@ def train_member(train: ImageSet, val: ImageSet | None, cfg: EnsembleConfig, see
     the classifier's own augmentation. ``task`` (a Progress task) advances once per epoch.
     """
     gen = torch.Generator().manual_seed(seed)
-    plan = MemberPlan.make(train, cfg, orientation_invariant, device)
+    plan = MemberPlan.make(train, cfg, orientation_invariant)
     images, targets = train.float_images(), train.targets()
     recal_images = images[recal_index(train.labels, plan.sampling, gen)] if cfg.bn_recal else None
     validate = val is not None and len(val) > 0
@@ -290,7 +283,6 @@ def train_member(train: ImageSet, val: ImageSet | None, cfg: EnsembleConfig, see
         model.eval()
     info = {"history": history, "kept_epoch": keep, "kept_because": why, "select": cfg.select,
             "balance": plan.balance, "class_counts": plan.class_counts, "aug": plan.aug, "bn_recal": recal,
-            "precision": plan.precision,
             "steps_per_epoch": plan.steps_per_epoch}
     return model, info
 

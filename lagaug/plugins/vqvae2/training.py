@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator
 import torch
 from torch.nn import functional as F
 
-from lagaug.core.runtime import adam, autocast, resolve_precision  # noqa: F401  (resolve_precision: used from here too)
+from lagaug.core.runtime import adam
 from lagaug.plugins.vqvae2.layers import set_dropout_generator
 from lagaug.plugins.vqvae2.pixelsnail import PixelSNAIL
 from lagaug.plugins.vqvae2.vqvae import VQVAE2
@@ -25,6 +25,24 @@ from lagaug.plugins.vqvae2.vqvae import VQVAE2
 #: images per batch of the VQ-VAE's passes outside training (codes, reconstructions, decoding): at
 #: 32 px with the full-resolution bottom map a batch of 64 raised the fit's peak memory by ~200 MB
 EVAL_BATCH = 16
+
+
+def resolve_precision(precision: str, device) -> str:
+    """``bf16`` or ``fp32``: ``auto`` is bf16 where the hardware computes it natively (a CPU with
+    bf16 instructions, a CUDA GPU that supports it), else fp32."""
+    if precision != "auto":
+        return precision
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        ok = torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    else:
+        ok = dev.type == "cuda" and torch.cuda.is_bf16_supported()
+    return "bf16" if ok else "fp32"
+
+
+def autocast(device, precision: str):
+    """The training steps' autocast context: bf16 mixed precision, or nothing (fp32)."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
