@@ -4,7 +4,8 @@ Each stage of a run gets its own ``torch.Generator`` derived from the run seed a
 (not drawn in sequence from one stream), so a resumed run is identical to an uninterrupted one.
 The device is resolved once by the caller and handed down; no model decides it.
 :func:`adam` builds Adam / AdamW on torch's fused kernel where the device has one;
-:func:`release_freed_memory` hands what torch freed back to the operating system between stages.
+:func:`release_freed_memory` hands what torch freed back to the operating system after a fit and
+after each ensemble.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from lagaug.core.data.dataset import ImageSet
 from lagaug.core.executor import Executor, node_label
 from lagaug.core.metrics import classification_metrics, summarise
 from lagaug.core.progress import Progress
+from lagaug.core.runtime import release_freed_memory
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 _RECORD_KEY = "lagaug_member"  # safetensors metadata key holding a member's training record (JSON)
@@ -166,4 +167,5 @@ def train_ensemble(train: ImageSet, val: ImageSet | None, cfg: EnsembleConfig, g
                                 orientation_invariant, name=f"lagaug {label} member {i + 1}",
                                 on_done=functools.partial(done, i), inproc={"task": task})
             executor.wait()
+    release_freed_memory()  # the members' training tensors, back to the system (augment and compare alike)
     return Ensemble(members, cfg, device, history)

@@ -29,7 +29,7 @@ from lagaug.core.contract.plugins import LagaugPluginManager, plugins_or_default
 from lagaug.core.errors import CheckpointError, ConfigError
 from lagaug.core.progress import Progress
 from lagaug.core.run.pipeline import synthesize
-from lagaug.core.runtime import resolve_device, stage_generator
+from lagaug.core.runtime import release_freed_memory, resolve_device, stage_generator
 from lagaug.core.store.atomic import atomic_write_json
 
 FIT_REPORT = "fit.json"  # beside generator.json: what the fit returned, with its wall time
@@ -106,6 +106,7 @@ def fit_generator(name: str, splits, *, overrides: dict[str, Any] | None = None,
     start = time.perf_counter()
     metrics = method.fit(train, ctx, splits.unlabeled) or {}
     method.fit_report = {**metrics, "fit_seconds": round(time.perf_counter() - start, 3)}
+    release_freed_memory()  # what the fit freed, back to the system before the next stage
     if out is not None:
         method.save(out)  # generator.json: the same for the same seed and data (no timing in it)
         atomic_write_json(Path(out) / FIT_REPORT, json.loads(json.dumps(method.fit_report, default=str)))

@@ -42,7 +42,7 @@ from lagaug.core.run.config import AugmentConfig
 from lagaug.core.run.generators import checked_options, fit_generator, load_generator, method_config
 from lagaug.core.run.job import RunJob
 from lagaug.core.run.pipeline import synthesize
-from lagaug.core.runtime import derive_seed, release_freed_memory, resolve_device, stage_generator
+from lagaug.core.runtime import derive_seed, resolve_device, stage_generator
 from lagaug.core.stats import paired_difference
 from lagaug.core.store.cache import reuse_or_make
 from lagaug.core.store.rundir import RunDir
@@ -190,7 +190,6 @@ class Loop(RunJob):
             refit=cfg.refit, meta={"run": str(self.run.root)}, log=self.progress.log)
         self.seconds["generator"] = round(time.perf_counter() - start, 3)
         self.seconds["generator_reused"] = reused is not None
-        release_freed_memory()
         return method
 
     # -- one iteration -------------------------------------------------------------------------
@@ -227,7 +226,6 @@ class Loop(RunJob):
             ensemble = train_it()
         self.seconds.setdefault(it, {})["ensemble"] = round(time.perf_counter() - start, 3)
         self.ensembles = {it: ensemble}
-        release_freed_memory()
         self.trained_on[it] = list(train.ids)
         return ensemble
 
